@@ -1,0 +1,100 @@
+# daxpmem — build, install, test, demo, bench.
+#   make            build the library and tools (cargo, release)
+#   make demo       build and run the demo C program against the installed library
+#   make test       every test: cargo tests, header and symbol checks, C and C++ tests
+#                   against the library installed into a temporary prefix
+#   make install    PREFIX=/usr/local DESTDIR=   (make uninstall removes it again)
+#   make bench      benchmarks against PMDK's libpmem, as ratios
+#   make test-dax   the C tests inside a QEMU guest with a real fsdax filesystem
+#   make header     regenerate include/daxpmem.h from src/ffi.rs (cbindgen)
+
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
+DESTDIR    ?=
+CARGO      ?= cargo
+CC         ?= cc
+CXX        ?= c++
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+LIB     := target/release/libdaxpmem.so
+TMP     := $(CURDIR)/target/tmp
+TPREFIX := $(TMP)/prefix
+TBIN    := $(TMP)/c-tests
+PKGENV   = PKG_CONFIG_PATH=$(TPREFIX)/lib/pkgconfig
+CWARN   := -Wall -Wextra -Werror -pedantic
+CTESTS  := test_flush test_map
+
+.PHONY: all build install uninstall test test-rust check-symbols check-header c-tests \
+        demo bench test-dax header clean tmp-install
+
+all: build
+
+build:
+	$(CARGO) build --release --bins --lib
+
+$(LIB): build
+
+install: build
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	install -m 755 $(LIB) $(DESTDIR)$(LIBDIR)/libdaxpmem.so.$(VERSION)
+	ln -sf libdaxpmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdaxpmem.so.$(MAJOR)
+	ln -sf libdaxpmem.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libdaxpmem.so
+	install -m 644 include/daxpmem.h $(DESTDIR)$(INCLUDEDIR)/daxpmem.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' pkgconfig/daxpmem.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/daxpmem.pc
+	install -m 755 target/release/daxpmem-info $(DESTDIR)$(BINDIR)/daxpmem-info
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libdaxpmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdaxpmem.so.$(MAJOR) \
+	      $(DESTDIR)$(LIBDIR)/libdaxpmem.so $(DESTDIR)$(INCLUDEDIR)/daxpmem.h \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/daxpmem.pc $(DESTDIR)$(BINDIR)/daxpmem-info
+
+# Install into a private prefix: the C tests, the demo and the benchmarks build against it.
+tmp-install:
+	rm -rf $(TPREFIX)
+	$(MAKE) --no-print-directory install PREFIX=$(TPREFIX) DESTDIR=
+
+test: test-rust check-header check-symbols c-tests
+
+test-rust:
+	$(CARGO) test --release --features seam
+
+check-header:
+	$(CARGO) test --release --test header
+
+header:
+	DAXPMEM_BLESS=1 $(CARGO) test --release --test header
+
+# The exported dynamic symbols are exactly the documented C API (symbols/daxpmem.syms).
+check-symbols: build
+	nm -D --defined-only $(LIB) | awk '{print $$3}' | sort > $(TMP).syms
+	diff -u symbols/daxpmem.syms $(TMP).syms && echo "exported symbols: exact"
+
+$(TBIN)/%_c: c-tests/%.c c-tests/check.h tmp-install
+	@mkdir -p $(TBIN)
+	$(CC) -std=c11 $(CWARN) -D_GNU_SOURCE -O1 -o $@ $< $$($(PKGENV) pkg-config --cflags --libs daxpmem) \
+	    -Wl,-rpath,$$($(PKGENV) pkg-config --variable=libdir daxpmem)
+
+$(TBIN)/%_cxx: c-tests/%.c c-tests/check.h tmp-install
+	@mkdir -p $(TBIN)
+	$(CXX) -x c++ -std=c++17 $(CWARN) -D_GNU_SOURCE -O1 -o $@ $< $$($(PKGENV) pkg-config --cflags --libs daxpmem) \
+	    -Wl,-rpath,$$($(PKGENV) pkg-config --variable=libdir daxpmem)
+
+c-tests-build: tmp-install $(foreach t,$(CTESTS),$(TBIN)/$(t)_c $(TBIN)/$(t)_cxx)
+
+c-tests: c-tests-build
+	mkdir -p $(TMP)/disk && rm -rf $(TMP)/disk/* /dev/shm/daxpmem-c-tests && mkdir -p /dev/shm/daxpmem-c-tests
+	c-tests/run.sh $(TBIN) /dev/shm/daxpmem-c-tests $(TMP)/disk
+	rm -rf /dev/shm/daxpmem-c-tests
+
+demo: tmp-install
+	@mkdir -p $(TMP)
+	$(CC) -std=c11 $(CWARN) -O2 -o $(TMP)/demo examples/demo.c $$($(PKGENV) pkg-config --cflags --libs daxpmem) \
+	    -Wl,-rpath,$$($(PKGENV) pkg-config --variable=libdir daxpmem)
+	$(TMP)/demo $${DEMO_DIR:-/dev/shm}
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,435 @@
+/*
+ * daxpmem: persistent-memory write-back and DAX file mappings with a cache-line dirty
+ * index. C API of libdaxpmem.so.0.
+ *
+ * Generated from src/ffi.rs by cbindgen: do not edit; run `make header`.
+ *
+ * Conventions: every int-returning call returns 0 (or a documented non-negative
+ * value) on success and -1 with errno set on error; every pointer-returning call
+ * returns NULL with errno set on error. After an error, dax_errormsg() returns a
+ * message for this thread. len == 0 is never an error and does nothing.
+ * The library picks the write-back instruction (CLWB, else CLFLUSHOPT, else CLFLUSH),
+ * its stride and the non-temporal copy path once, at load time, from CPUID and the
+ * environment: DAXPMEM_NO_CLWB=1, DAXPMEM_NO_CLFLUSHOPT=1, DAXPMEM_NO_MOVNT=1,
+ * DAXPMEM_MOVNT_THRESHOLD=N, DAXPMEM_NO_AVX512F=1, DAXPMEM_NO_AVX=1,
+ * DAXPMEM_FORCE_PMEM=1, DAXPMEM_NO_FLUSH=0/1 (and PMDK's PMEM_NO_CLWB,
+ * PMEM_NO_CLFLUSHOPT, PMEM_NO_MOVNT, PMEM_MOVNT_THRESHOLD, PMEM_AVX512F=0, PMEM_AVX=0,
+ * PMEM_IS_PMEM_FORCE=0/1, PMEM_NO_FLUSH=0/1).
+ */
+
+#ifndef DAXPMEM_H
+#define DAXPMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/**
+ * dax_map(): create the file if it is missing, and grow it to len if it is smaller
+ * (never shrinks it).
+ */
+#define DAX_CREATE 1
+
+/**
+ * With DAX_CREATE: fail with EEXIST if the file exists.
+ */
+#define DAX_EXCL 2
+
+/**
+ * With DAX_CREATE: grow the file with ftruncate instead of allocating blocks up front.
+ */
+#define DAX_SPARSE 4
+
+/**
+ * Prefault the mapping (MAP_POPULATE).
+ */
+#define DAX_POPULATE 8
+
+/**
+ * Tracking: only marks made through the API (dax_mark_dirty, dax_memcpy, dax_memset)
+ * count. The default (0).
+ */
+#define DAX_TRACK_EXPLICIT 0
+
+/**
+ * Tracking: keep the mapping read-only; the first store to a page after a sync faults
+ * and is recorded.
+ */
+#define DAX_TRACK_MPROTECT 256
+
+/**
+ * Tracking: userfaultfd write-protect (async) collected with PAGEMAP_SCAN; refused on DAX.
+ */
+#define DAX_TRACK_UFFD 512
+
+/**
+ * Tracking: leave it to the kernel: dax_sync issues msync for its range (plus the
+ * write-back of explicit marks).
+ */
+#define DAX_TRACK_KERNEL 768
+
+/**
+ * Tracking: the best mode proven correct for this mapping on this kernel.
+ */
+#define DAX_TRACK_AUTO 1024
+
+/**
+ * dax_stats.flags: a user-space write-back makes this mapping durable.
+ */
+#define DAX_STAT_PMEM 1
+
+/**
+ * dax_stats.flags: mapped with MAP_SYNC.
+ */
+#define DAX_STAT_MAP_SYNC 2
+
+/**
+ * dax_stats.flags: a device DAX mapping.
+ */
+#define DAX_STAT_DEVDAX 4
+
+/**
+ * dax_stats.flags: the file has the DAX attribute (statx STATX_ATTR_DAX).
+ */
+#define DAX_STAT_FILE_DAX 8
+
+/**
+ * dax_stats.flags: the CPU caches are persistent (eADR): syncs skip the write-back and
+ * only fence.
+ */
+#define DAX_STAT_EADR 16
+
+/**
+ * dax_stats.flags: treated as pmem only because DAXPMEM_FORCE_PMEM=1 or
+ * PMEM_IS_PMEM_FORCE=1.
+ */
+#define DAX_STAT_FORCED 32
+
+/**
+ * dax_stats.huge_mapped_bytes when the kernel cannot tell.
+ */
+#define DAX_HUGE_UNKNOWN UINT64_MAX
+
+/**
+ * Flags of daxpmem_memmove() / daxpmem_memset(): skip the final fence.
+ */
+#define DAXPMEM_MEM_NODRAIN 1
+
+/**
+ * Use non-temporal stores whatever the length.
+ */
+#define DAXPMEM_MEM_NONTEMPORAL 2
+
+/**
+ * Use ordinary stores and write back.
+ */
+#define DAXPMEM_MEM_TEMPORAL 4
+
+/**
+ * As DAXPMEM_MEM_NONTEMPORAL.
+ */
+#define DAXPMEM_MEM_WC 8
+
+/**
+ * As DAXPMEM_MEM_TEMPORAL.
+ */
+#define DAXPMEM_MEM_WB 16
+
+/**
+ * Ordinary stores, no write-back, no fence.
+ */
+#define DAXPMEM_MEM_NOFLUSH 32
+
+/**
+ * Flags of `daxpmem_memmove` / `daxpmem_memset`: the values of PMDK's `PMEM_F_MEM_*`.
+ */
+#define MEM_NODRAIN (1 << 0)
+
+#define MEM_NONTEMPORAL (1 << 1)
+
+#define MEM_TEMPORAL (1 << 2)
+
+#define MEM_WC (1 << 3)
+
+#define MEM_WB (1 << 4)
+
+#define MEM_NOFLUSH (1 << 5)
+
+#define MEM_VALID ((1 << 6) - 1)
+
+/**
+ * What `dax_map_t *` points to.
+ */
+struct dax_map;
+
+/**
+ * An open mapping of a file or a device DAX (opaque).
+ */
+typedef struct dax_map dax_map_t;
+
+/**
+ * Statistics of one mapping. Versioned by size: set `size` to sizeof(struct dax_stats)
+ * before the call; the library fills as many fields as both sides know and never
+ * writes past `size`. Later versions only append fields.
+ */
+struct dax_stats {
+  /**
+   * In: sizeof(struct dax_stats) as the caller was compiled. Out: the bytes filled.
+   */
+  uint32_t size;
+  /**
+   * The tracking mode in effect (DAX_TRACK_*, after DAX_TRACK_AUTO was resolved).
+   */
+  uint32_t track_mode;
+  /**
+   * Lines marked and not yet written back.
+   */
+  uint64_t dirty_lines;
+  /**
+   * Total lines written back (pmem) or covered by msync (page cache) by dax_sync.
+   */
+  uint64_t lines_written_back;
+  /**
+   * dax_sync calls.
+   */
+  uint64_t syncs;
+  /**
+   * Real msync calls issued.
+   */
+  uint64_t msync_calls;
+  /**
+   * Write faults taken by automatic tracking.
+   */
+  uint64_t tracked_faults;
+  /**
+   * DAX_STAT_* bits.
+   */
+  uint64_t flags;
+  /**
+   * Bytes of the mapping the kernel currently maps with 2 MiB (PMD) entries, or
+   * DAX_HUGE_UNKNOWN.
+   */
+  uint64_t huge_mapped_bytes;
+};
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * Write back every cache line overlapping [addr, addr+len) from the CPU caches
+ * (CLWB, CLFLUSHOPT or CLFLUSH, chosen once at load). Unordered: call wmb_pmem()
+ * before relying on durability.
+ *
+ * len == 0 does nothing, whatever addr is. A NULL addr with len > 0, or a range whose
+ * end wraps around the address space, does nothing and sets errno to EINVAL with a
+ * message for dax_errormsg(); no memory outside the range is ever touched.
+ */
+void wb_cache_pmem(const void *addr, size_t len);
+
+/**
+ * Order every earlier write-back and non-temporal store (SFENCE). One call covers any
+ * number of wb_cache_pmem(), clear_pmem() and memcpy_to_pmem() calls before it.
+ */
+void wmb_pmem(void);
+
+/**
+ * Zero [addr, addr+len) and write it back: non-temporal stores for the 64-byte-aligned
+ * body when len >= the threshold (DAXPMEM_MOVNT_THRESHOLD, default 256), ordinary
+ * stores plus write-back for the unaligned head and tail and for short ranges.
+ * Unordered until wmb_pmem().
+ *
+ * len == 0 does nothing. NULL with len > 0, or a wrapping range, does nothing and sets
+ * errno to EINVAL.
+ */
+void clear_pmem(void *addr, size_t len);
+
+/**
+ * Copy len bytes from src to dst and write dst back (non-temporal stores above the
+ * threshold, as clear_pmem()). Overlapping ranges are handled as by memmove.
+ * Unordered until wmb_pmem(). Returns dst.
+ *
+ * len == 0 returns dst and does nothing. A NULL dst or src with len > 0, or a range
+ * that wraps, copies nothing, returns NULL and sets errno to EINVAL.
+ */
+void *memcpy_to_pmem(void *dst, const void *src, size_t len);
+
+/**
+ * The write-back instruction in use: "clwb", "clflushopt" or "clflush". Chosen once
+ * from CPUID; DAXPMEM_NO_CLWB=1 / DAXPMEM_NO_CLFLUSHOPT=1 (or PMDK's PMEM_NO_CLWB,
+ * PMEM_NO_CLFLUSHOPT) veto the first two. A static string.
+ */
+const char *daxpmem_flush_name(void);
+
+/**
+ * The non-temporal store path of clear_pmem() and memcpy_to_pmem(): "avx512f", "avx2",
+ * "sse2", or "none" when non-temporal stores are off (DAXPMEM_NO_MOVNT=1). A static
+ * string.
+ */
+const char *daxpmem_nt_name(void);
+
+/**
+ * The write-back stride in bytes: the CLFLUSH line size from CPUID leaf 1
+ * (EBX[15:8] * 8), 64 on every current x86-64 CPU.
+ */
+size_t daxpmem_cache_line_size(void);
+
+/**
+ * The library version, e.g. "0.1.0". A static string.
+ */
+const char *daxpmem_version(void);
+
+/**
+ * Map the file at path, read-write and shared, and return a handle (NULL with errno on
+ * error). len 0 maps the whole file (an error for an empty file or with DAX_CREATE).
+ * Without DAX_CREATE the file must exist and be at least len bytes (EINVAL otherwise).
+ * `mode` is used when the file is created. Also maps device DAX (/dev/daxN.M): len 0
+ * or a multiple of the device alignment, at most the device size.
+ *
+ * The mapping tries MAP_SHARED_VALIDATE|MAP_SYNC first (it works on a DAX filesystem)
+ * and falls back to MAP_SHARED; it is placed at a 2 MiB-aligned address (1 GiB for 2
+ * GiB and more) so the kernel can map huge pages. Flags: DAX_CREATE, DAX_EXCL,
+ * DAX_SPARSE, DAX_POPULATE, and one DAX_TRACK_* mode.
+ *
+ * Errors: EINVAL (NULL path, unknown flags, DAX_EXCL/DAX_SPARSE without DAX_CREATE,
+ * len 0 with DAX_CREATE or an empty file, len beyond the end of the file, not a regular
+ * file or device DAX), EEXIST (DAX_EXCL and the file exists), ENOENT (missing without
+ * DAX_CREATE), EISDIR, EACCES, ENOSPC, EOPNOTSUPP (a tracking mode unavailable here),
+ * ENOMEM.
+ */
+dax_map_t *dax_map(const char *path, size_t len, unsigned int flags, mode_t mode);
+
+/**
+ * Map len bytes of the open file or device DAX `fd` from `offset` (a multiple of the
+ * page size); len 0 maps to the end of the file. The fd must be open read-write; the
+ * mapping keeps a duplicate of it, so the caller may close its own. Flags:
+ * DAX_POPULATE and one DAX_TRACK_* mode (EINVAL for DAX_CREATE/EXCL/SPARSE).
+ * Errors as dax_map(), and EBADF for a bad fd, EACCES for an fd not open read-write.
+ */
+dax_map_t *dax_map_fd(int fd, off_t offset, size_t len, unsigned int flags);
+
+/**
+ * Unmap and release a mapping. Does not sync: dirty data not yet synced is left to the
+ * kernel's own write-back (page cache) or the CPU caches (pmem), as after munmap.
+ * Returns 0, or -1 with errno EINVAL (NULL) or EBADF (a handle already unmapped: detected
+ * for at least the 1024 most recent unmaps).
+ */
+int dax_unmap(dax_map_t *m);
+
+/**
+ * The mapping's address (NULL with errno EINVAL/EBADF for a bad handle).
+ */
+void *dax_addr(const dax_map_t *m);
+
+/**
+ * The mapping's length in bytes (0 with errno EINVAL/EBADF for a bad handle).
+ */
+size_t dax_len(const dax_map_t *m);
+
+/**
+ * 1 if a user-space write-back makes this mapping's data durable (MAP_SYNC on a DAX
+ * filesystem, device DAX, or forced by DAXPMEM_FORCE_PMEM=1 / PMEM_IS_PMEM_FORCE=1),
+ * 0 if durability needs msync, -1 with errno for a bad handle.
+ */
+int dax_is_pmem(const dax_map_t *m);
+
+/**
+ * Record that [addr, addr+len) was written: the next dax_sync covering it writes those
+ * lines back. Lock-free; any thread. len 0 does nothing. Returns 0, or -1 with errno
+ * EINVAL (bad handle, NULL addr with len > 0, range not inside the mapping).
+ */
+int dax_mark_dirty(dax_map_t *m, const void *addr, size_t len);
+
+/**
+ * Make [addr, addr+len) durable: every line marked (or tracked) there before the call
+ * is written back and fenced (pmem: no system call), or covered by one msync(MS_SYNC)
+ * over the span of the dirty pages (page cache; none when nothing is dirty).
+ * (NULL, 0) syncs the whole mapping; a non-NULL addr with len 0 does nothing.
+ * Returns 0, or -1 with errno: EINVAL (bad handle, range not inside the mapping), or
+ * msync's error, in which case nothing was lost: the lines stay dirty for the next sync.
+ */
+int dax_sync(dax_map_t *m, const void *addr, size_t len);
+
+/**
+ * Punch a hole: [addr, addr+len) reads as zeros afterwards and its blocks are freed
+ * (fallocate PUNCH_HOLE|KEEP_SIZE). Dirty lines inside are dropped; partially covered
+ * lines at the edges are synced first; the file is fdatasync'ed, so the hole and the
+ * data around it are durable on return. len 0 does nothing. Returns 0, or -1 with
+ * errno: EINVAL (bad handle or range), EOPNOTSUPP (device DAX, or a filesystem without
+ * hole punching), or the error of fallocate/fdatasync.
+ */
+int dax_punch_hole(dax_map_t *m, const void *addr, size_t len);
+
+/**
+ * Copy len bytes from src into the mapping at dst and mark them for the next dax_sync
+ * (on pmem the body is written with non-temporal stores and needs only the sync's
+ * fence). Overlap is handled as by memmove. len 0 does nothing. Returns 0, or -1 with
+ * errno EINVAL (bad handle, NULL pointer, dst range not inside the mapping).
+ */
+int dax_memcpy(dax_map_t *m, void *dst, const void *src, size_t len);
+
+/**
+ * Fill len bytes of the mapping at dst with (unsigned char)c and mark them, as
+ * dax_memcpy(). Returns 0, or -1 with errno EINVAL.
+ */
+int dax_memset(dax_map_t *m, void *dst, int c, size_t len);
+
+/**
+ * Fill *out (whose `size` field the caller sets to sizeof(struct dax_stats)).
+ * Returns 0, or -1 with errno EINVAL (bad handle, NULL out, size smaller than the
+ * first version of the struct).
+ */
+int dax_get_stats(const dax_map_t *m, struct dax_stats *out);
+
+/**
+ * The thread-local message of this thread's last failed daxpmem call ("" if none).
+ * Valid until this thread's next failing call.
+ */
+const char *dax_errormsg(void);
+
+/**
+ * The mapping containing addr, or NULL with errno ENOENT.
+ */
+dax_map_t *dax_find(const void *addr);
+
+/**
+ * 1 if all of [addr, addr+len) lies in daxpmem mappings that are pmem (see
+ * dax_is_pmem), else 0; len 0 gives 0. PMEM_IS_PMEM_FORCE=1 / DAXPMEM_FORCE_PMEM=1
+ * make it 1 and PMEM_IS_PMEM_FORCE=0 makes it 0 for every non-empty range.
+ */
+int dax_range_is_pmem(const void *addr, size_t len);
+
+/**
+ * Write back [addr, addr+len) unless the CPU caches are persistent (eADR) or
+ * DAXPMEM_NO_FLUSH=1 / PMEM_NO_FLUSH=1 (=0 forces the write-back): libpmem's
+ * pmem_flush(). wb_cache_pmem() always writes back. Errors as wb_cache_pmem().
+ */
+void daxpmem_flush(const void *addr, size_t len);
+
+/**
+ * 1 if every NVDIMM region's persistence domain is the CPU cache (eADR), 0 if not or
+ * if there is no NVDIMM bus, -1 if sysfs could not be read: libpmem's
+ * pmem_has_auto_flush().
+ */
+int daxpmem_has_auto_flush(void);
+
+/**
+ * Copy len bytes (any overlap) and make them durable as the DAXPMEM_MEM_* flags say:
+ * by default ordinary stores below the threshold and non-temporal stores above it,
+ * write-back of what ordinary stores wrote, then a fence. Returns dst (also for len 0
+ * or dst == src, which do nothing); NULL with errno EINVAL for unknown flags or a
+ * NULL/wrapping range.
+ */
+void *daxpmem_memmove(void *dst, const void *src, size_t len, unsigned int flags);
+
+/**
+ * Fill len bytes with (unsigned char)c and make them durable as daxpmem_memmove().
+ * Returns dst; NULL with errno EINVAL for unknown flags or a NULL/wrapping range.
+ */
+void *daxpmem_memset(void *dst, int c, size_t len, unsigned int flags);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* DAXPMEM_H */

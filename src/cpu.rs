@@ -1,0 +1,471 @@
+//! CPU features, the chosen write-back instruction and copy path, and the
+//! environment overrides. Decided once: by a load-time constructor, or by the
+//! first caller if something calls in before constructors ran. No lock is
+//! involved (a forked child can never inherit one held): the decision is a pure
+//! function of CPUID and the environment, so racing initialisers store the same
+//! value into one atomic word.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The cache-line write-back instruction in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// CLWB: writes the line back and may keep it cached; needs SFENCE.
+    Clwb = 0,
+    /// CLFLUSHOPT: writes back and invalidates; needs SFENCE.
+    Clflushopt = 1,
+    /// CLFLUSH: writes back and invalidates; ordered by itself, 10-40x slower.
+    Clflush = 2,
+}
+
+impl Flush {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flush::Clwb => "clwb",
+            Flush::Clflushopt => "clflushopt",
+            Flush::Clflush => "clflush",
+        }
+    }
+    /// The same name NUL-terminated, for the C API.
+    pub fn c_name(self) -> &'static [u8] {
+        match self {
+            Flush::Clwb => b"clwb\0",
+            Flush::Clflushopt => b"clflushopt\0",
+            Flush::Clflush => b"clflush\0",
+        }
+    }
+}
+
+/// The non-temporal store path used by `clear_pmem` / `memcpy_to_pmem` above the threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nt {
+    Avx512 = 0,
+    Avx2 = 1,
+    Sse2 = 2,
+    /// No non-temporal stores: ordinary stores, then write-back.
+    None = 3,
+}
+
+impl Nt {
+    pub fn name(self) -> &'static str {
+        match self {
+            Nt::Avx512 => "avx512f",
+            Nt::Avx2 => "avx2",
+            Nt::Sse2 => "sse2",
+            Nt::None => "none",
+        }
+    }
+    pub fn c_name(self) -> &'static [u8] {
+        match self {
+            Nt::Avx512 => b"avx512f\0",
+            Nt::Avx2 => b"avx2\0",
+            Nt::Sse2 => b"sse2\0",
+            Nt::None => b"none\0",
+        }
+    }
+}
+
+/// Everything decided at load time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub flush: Flush,
+    pub nt: Nt,
+    /// Write-back stride in bytes (CPUID leaf 1 EBX[15:8] * 8), a power of two.
+    pub line: usize,
+    /// Copies and fills of at least this many bytes use non-temporal stores.
+    pub movnt_threshold: usize,
+    /// `DAXPMEM_FORCE_PMEM=1` / `PMEM_IS_PMEM_FORCE=1`: every mapping is treated as pmem.
+    pub force_pmem: bool,
+    /// `PMEM_IS_PMEM_FORCE=0`: no mapping is pmem (libpmem's meaning of the 0 value).
+    pub force_not_pmem: bool,
+    /// The CPU caches are in the persistence domain (eADR) and write-back may be skipped.
+    pub eadr: bool,
+    /// `DAXPMEM_NO_FLUSH` / `PMEM_NO_FLUSH`: Some(true) never write back, Some(false)
+    /// always write back even with eADR, None: decide from eADR.
+    pub no_flush_env: Option<bool>,
+}
+
+impl Config {
+    /// Whether write-back is skipped (eADR or PMEM_NO_FLUSH=1); the fence always remains.
+    pub fn skip_writeback(&self) -> bool {
+        match self.no_flush_env {
+            Some(v) => v,
+            None => self.eadr,
+        }
+    }
+}
+
+/// The default non-temporal threshold, as in PMDK (`MOVNT_THRESHOLD`).
+pub(crate) const DEFAULT_MOVNT_THRESHOLD: usize = 256;
+
+// Packed Config: bit 63 set once decided.
+static STATE: AtomicU64 = AtomicU64::new(0);
+const READY: u64 = 1 << 63;
+
+fn pack(c: &Config) -> u64 {
+    let log_line = c.line.trailing_zeros() as u64; // < 16
+    let thr = (c.movnt_threshold as u64).min((1 << 40) - 1);
+    let nf = match c.no_flush_env {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    READY
+        | (c.flush as u64)
+        | (c.nt as u64) << 2
+        | log_line << 4
+        | (c.force_pmem as u64) << 9
+        | (c.eadr as u64) << 10
+        | (c.force_not_pmem as u64) << 11
+        | nf << 12
+        | thr << 16
+}
+
+fn unpack(v: u64) -> Config {
+    Config {
+        flush: match v & 3 {
+            0 => Flush::Clwb,
+            1 => Flush::Clflushopt,
+            _ => Flush::Clflush,
+        },
+        nt: match (v >> 2) & 3 {
+            0 => Nt::Avx512,
+            1 => Nt::Avx2,
+            2 => Nt::Sse2,
+            _ => Nt::None,
+        },
+        line: 1usize << ((v >> 4) & 31),
+        force_pmem: (v >> 9) & 1 == 1,
+        eadr: (v >> 10) & 1 == 1,
+        force_not_pmem: (v >> 11) & 1 == 1,
+        no_flush_env: match (v >> 12) & 3 {
+            0 => None,
+            1 => Some(false),
+            _ => Some(true),
+        },
+        movnt_threshold: ((v >> 16) & ((1 << 40) - 1)) as usize,
+    }
+}
+
+/// The configuration, decided on first use.
+#[inline]
+pub fn config() -> Config {
+    let v = STATE.load(Ordering::Acquire);
+    if v & READY != 0 {
+        return unpack(v);
+    }
+    init()
+}
+
+/// Decide (or re-read) the configuration. Idempotent; called by the constructor.
+pub fn init() -> Config {
+    let c = detect(&|k| env(k), &Features::probe(), eadr_from_sysfs());
+    STATE.store(pack(&c), Ordering::Release);
+    c
+}
+
+/// Re-decide from the current environment (Rust tests only: the C library reads it once).
+#[doc(hidden)]
+pub fn reinit_for_tests() -> Config {
+    init()
+}
+
+/// Replace the configuration (Rust tests and benchmarks only).
+#[doc(hidden)]
+pub fn set_for_tests(c: Config) {
+    STATE.store(pack(&c), Ordering::Release);
+}
+
+/// CPU features that matter here, one CPUID predicate each.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    pub clwb: bool,
+    pub clflushopt: bool,
+    pub clflush: bool,
+    /// CLFLUSH line size in bytes from CPUID leaf 1 EBX[15:8] * 8 (0 if not reported).
+    pub clflush_line: usize,
+    /// AVX-512F usable: CPU support and the OS saves ZMM state (XCR0).
+    pub avx512f: bool,
+    /// AVX2 usable (CPU and XCR0).
+    pub avx2: bool,
+    pub sse2: bool,
+    pub movdir64b: bool,
+}
+
+impl Features {
+    pub fn probe() -> Features {
+        let id = raw_cpuid::CpuId::new();
+        let fi = id.get_feature_info();
+        let ext = id.get_extended_feature_info();
+        let (clflush, clflush_line) = match &fi {
+            Some(f) => (f.has_clflush(), f.cflush_cache_line_size() as usize * 8),
+            None => (false, 0),
+        };
+        Features {
+            clwb: ext.as_ref().is_some_and(|e| e.has_clwb()),
+            clflushopt: ext.as_ref().is_some_and(|e| e.has_clflushopt()),
+            clflush,
+            clflush_line,
+            // is_x86_feature_detected! checks XCR0 as well as CPUID.
+            avx512f: std::arch::is_x86_feature_detected!("avx512f"),
+            avx2: std::arch::is_x86_feature_detected!("avx2"),
+            sse2: std::arch::is_x86_feature_detected!("sse2"),
+            movdir64b: raw_cpuid::cpuid!(7, 0).ecx & (1 << 28) != 0,
+        }
+    }
+}
+
+fn flag(get: &dyn Fn(&str) -> Option<String>, keys: &[&str]) -> bool {
+    keys.iter().any(|k| get(k).as_deref() == Some("1"))
+}
+
+/// The pure decision: environment and features in, configuration out.
+pub fn detect(get: &dyn Fn(&str) -> Option<String>, f: &Features, eadr: bool) -> Config {
+    let no_clwb = flag(get, &["DAXPMEM_NO_CLWB", "PMEM_NO_CLWB"]);
+    let no_clflushopt = flag(get, &["DAXPMEM_NO_CLFLUSHOPT", "PMEM_NO_CLFLUSHOPT"]);
+    let flush = if f.clwb && !no_clwb {
+        Flush::Clwb
+    } else if f.clflushopt && !no_clflushopt {
+        Flush::Clflushopt
+    } else {
+        Flush::Clflush
+    };
+    let no_movnt = flag(get, &["DAXPMEM_NO_MOVNT", "PMEM_NO_MOVNT"]);
+    let no_avx512 =
+        flag(get, &["DAXPMEM_NO_AVX512F"]) || get("PMEM_AVX512F").as_deref() == Some("0");
+    let no_avx = flag(get, &["DAXPMEM_NO_AVX"]) || get("PMEM_AVX").as_deref() == Some("0");
+    let nt = if no_movnt {
+        Nt::None
+    } else if f.avx512f && !no_avx512 && !no_avx {
+        Nt::Avx512
+    } else if f.avx2 && !no_avx {
+        Nt::Avx2
+    } else if f.sse2 {
+        Nt::Sse2
+    } else {
+        Nt::None
+    };
+    let movnt_threshold = ["DAXPMEM_MOVNT_THRESHOLD", "PMEM_MOVNT_THRESHOLD"]
+        .iter()
+        .find_map(|k| get(k).and_then(|v| v.trim().parse::<usize>().ok()))
+        .unwrap_or(DEFAULT_MOVNT_THRESHOLD);
+    let line = if f.clflush_line.is_power_of_two() && f.clflush_line >= 16 {
+        f.clflush_line
+    } else {
+        64
+    };
+    let force = |keys: &[&str]| keys.iter().find_map(|k| get(k));
+    let fp = force(&["DAXPMEM_FORCE_PMEM", "PMEM_IS_PMEM_FORCE"]);
+    let no_flush_env = match force(&["DAXPMEM_NO_FLUSH", "PMEM_NO_FLUSH"]).as_deref() {
+        Some("1") => Some(true),
+        Some("0") => Some(false),
+        _ => None,
+    };
+    Config {
+        flush,
+        nt,
+        line,
+        movnt_threshold,
+        force_pmem: fp.as_deref() == Some("1"),
+        force_not_pmem: fp.as_deref() == Some("0"),
+        eadr,
+        no_flush_env,
+    }
+}
+
+/// getenv without std's environment lock (safe in a constructor and after fork).
+fn env(key: &str) -> Option<String> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.extend_from_slice(key.as_bytes());
+    k.push(0);
+    // SAFETY: k is NUL-terminated; getenv returns NULL or a pointer to a NUL-terminated
+    // string owned by the environment, which we copy at once.
+    unsafe {
+        let p = libc::getenv(k.as_ptr().cast());
+        if p.is_null() {
+            None
+        } else {
+            Some(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        }
+    }
+}
+
+/// eADR: every `/sys/bus/nd/devices/region*/persistence_domain` reads `cpu_cache`
+/// (and there is at least one region). As libpmem's `pmem_has_auto_flush`.
+pub fn eadr_from_sysfs() -> bool {
+    auto_flush_in(std::path::Path::new("/sys/bus/nd/devices")) == Some(true)
+}
+
+/// Some(true/false) as above; None when the directory cannot be read (no nd bus counts as false).
+pub fn auto_flush_in(dir: &std::path::Path) -> Option<bool> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
+        Err(_) => return None,
+    };
+    let mut regions = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with("region") {
+            continue;
+        }
+        regions += 1;
+        match std::fs::read_to_string(e.path().join("persistence_domain")) {
+            Ok(s) if s.trim() == "cpu_cache" => {}
+            _ => return Some(false),
+        }
+    }
+    Some(regions > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn all() -> Features {
+        Features {
+            clwb: true,
+            clflushopt: true,
+            clflush: true,
+            clflush_line: 64,
+            avx512f: true,
+            avx2: true,
+            sse2: true,
+            movdir64b: true,
+        }
+    }
+    fn with(kv: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn picks_clwb_then_clflushopt_then_clflush() {
+        let f = all();
+        assert_eq!(detect(&with(&[]), &f, false).flush, Flush::Clwb);
+        assert_eq!(
+            detect(&with(&[("DAXPMEM_NO_CLWB", "1")]), &f, false).flush,
+            Flush::Clflushopt
+        );
+        assert_eq!(
+            detect(&with(&[("PMEM_NO_CLWB", "1")]), &f, false).flush,
+            Flush::Clflushopt
+        );
+        assert_eq!(
+            detect(
+                &with(&[("DAXPMEM_NO_CLWB", "1"), ("PMEM_NO_CLFLUSHOPT", "1")]),
+                &f,
+                false
+            )
+            .flush,
+            Flush::Clflush
+        );
+        // "0" is not a veto.
+        assert_eq!(
+            detect(&with(&[("DAXPMEM_NO_CLWB", "0")]), &f, false).flush,
+            Flush::Clwb
+        );
+        let no_clwb = Features { clwb: false, ..f };
+        assert_eq!(detect(&with(&[]), &no_clwb, false).flush, Flush::Clflushopt);
+        let old = Features {
+            clwb: false,
+            clflushopt: false,
+            ..f
+        };
+        assert_eq!(detect(&with(&[]), &old, false).flush, Flush::Clflush);
+    }
+
+    #[test]
+    fn nt_paths_and_threshold() {
+        let f = all();
+        let d = |kv: &[(&str, &str)]| detect(&with(kv), &f, false);
+        assert_eq!(d(&[]).nt, Nt::Avx512);
+        assert_eq!(d(&[("DAXPMEM_NO_AVX512F", "1")]).nt, Nt::Avx2);
+        assert_eq!(d(&[("PMEM_AVX512F", "0")]).nt, Nt::Avx2);
+        assert_eq!(d(&[("DAXPMEM_NO_AVX", "1")]).nt, Nt::Sse2);
+        assert_eq!(d(&[("PMEM_NO_MOVNT", "1")]).nt, Nt::None);
+        assert_eq!(d(&[]).movnt_threshold, DEFAULT_MOVNT_THRESHOLD);
+        assert_eq!(
+            d(&[("DAXPMEM_MOVNT_THRESHOLD", "4096")]).movnt_threshold,
+            4096
+        );
+        assert_eq!(d(&[("PMEM_MOVNT_THRESHOLD", "0")]).movnt_threshold, 0);
+        assert_eq!(
+            d(&[("PMEM_MOVNT_THRESHOLD", "junk")]).movnt_threshold,
+            DEFAULT_MOVNT_THRESHOLD
+        );
+        let no_avx512 = Features {
+            avx512f: false,
+            ..f
+        };
+        assert_eq!(detect(&with(&[]), &no_avx512, false).nt, Nt::Avx2);
+    }
+
+    #[test]
+    fn line_size_comes_from_cpuid() {
+        let f = Features {
+            clflush_line: 128,
+            ..all()
+        };
+        assert_eq!(detect(&with(&[]), &f, false).line, 128);
+        let f0 = Features {
+            clflush_line: 0,
+            ..all()
+        };
+        assert_eq!(detect(&with(&[]), &f0, false).line, 64);
+        // The real CPU reports something sane.
+        let real = Features::probe();
+        assert!(real.clflush_line.is_power_of_two(), "{real:?}");
+    }
+
+    #[test]
+    fn pack_round_trips() {
+        for kv in [
+            vec![],
+            vec![("DAXPMEM_NO_CLWB", "1"), ("PMEM_IS_PMEM_FORCE", "1")],
+            vec![("PMEM_NO_FLUSH", "0"), ("PMEM_IS_PMEM_FORCE", "0")],
+            vec![
+                ("PMEM_NO_FLUSH", "1"),
+                ("DAXPMEM_MOVNT_THRESHOLD", "123456789"),
+            ],
+        ] {
+            for eadr in [false, true] {
+                let c = detect(&with(&kv), &all(), eadr);
+                assert_eq!(unpack(pack(&c)), c);
+            }
+        }
+    }
+
+    #[test]
+    fn eadr_needs_every_region_cpu_cache() {
+        let d = std::env::temp_dir().join(format!("daxpmem-nd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        assert_eq!(auto_flush_in(&d), Some(false));
+        std::fs::create_dir_all(&d).unwrap();
+        assert_eq!(auto_flush_in(&d), Some(false), "no region");
+        for (r, v) in [
+            ("region0", "cpu_cache\n"),
+            ("region1", "memory_controller\n"),
+        ] {
+            std::fs::create_dir_all(d.join(r)).unwrap();
+            std::fs::write(d.join(r).join("persistence_domain"), v).unwrap();
+        }
+        assert_eq!(auto_flush_in(&d), Some(false));
+        std::fs::write(d.join("region1").join("persistence_domain"), "cpu_cache").unwrap();
+        assert_eq!(auto_flush_in(&d), Some(true));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn skip_writeback_rules() {
+        let f = all();
+        assert!(!detect(&with(&[]), &f, false).skip_writeback());
+        assert!(detect(&with(&[]), &f, true).skip_writeback());
+        assert!(!detect(&with(&[("PMEM_NO_FLUSH", "0")]), &f, true).skip_writeback());
+        assert!(detect(&with(&[("DAXPMEM_NO_FLUSH", "1")]), &f, false).skip_writeback());
+    }
+}

@@ -1,0 +1,608 @@
+//! The C boundary, and nothing else: argument conversion and checks, errno, messages,
+//! and a panic guard around every body. Every export is a plain `extern "C" fn`; the
+//! header `include/daxpmem.h` is generated from this file by cbindgen, so the doc
+//! comments here are the C documentation.
+//!
+//! The exports take raw pointers from C and are plain (not `unsafe`) `extern "C"`
+//! functions: C cannot see Rust's `unsafe`, and each pointer's contract is stated in the
+//! header. Every dereference sits in a small `unsafe` block after the checks.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use crate::error::{self, Error, Result};
+use crate::handle::{self, Handle};
+use crate::map::{self, Mapping};
+use crate::{cpu, pmem, registry, sync};
+use libc::{c_char, c_int, c_uint, c_void, mode_t, off_t, size_t};
+use std::ffi::CStr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Run `f`; on error record it (errno + message) and return `fail`; a panic is caught
+/// and reported as EIO, never unwound into C.
+fn guard<T>(fail: T, f: impl FnOnce() -> Result<T>) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            error::set_last(&e);
+            fail
+        }
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            error::set_last(&Error::new(
+                libc::EIO,
+                format!("daxpmem internal error (please report): {what}"),
+            ));
+            fail
+        }
+    }
+}
+
+/// Write back every cache line overlapping [addr, addr+len) from the CPU caches
+/// (CLWB, CLFLUSHOPT or CLFLUSH, chosen once at load). Unordered: call wmb_pmem()
+/// before relying on durability.
+///
+/// len == 0 does nothing, whatever addr is. A NULL addr with len > 0, or a range whose
+/// end wraps around the address space, does nothing and sets errno to EINVAL with a
+/// message for dax_errormsg(); no memory outside the range is ever touched.
+#[no_mangle]
+pub extern "C" fn wb_cache_pmem(addr: *const c_void, len: size_t) {
+    // SAFETY: the caller promises the range is mapped (as for memset); the core checks
+    // NULL and wrap-around before touching it.
+    guard((), || unsafe { pmem::wb_cache_pmem(addr.cast(), len) })
+}
+
+/// Order every earlier write-back and non-temporal store (SFENCE). One call covers any
+/// number of wb_cache_pmem(), clear_pmem() and memcpy_to_pmem() calls before it.
+#[no_mangle]
+pub extern "C" fn wmb_pmem() {
+    guard((), || {
+        pmem::wmb_pmem();
+        Ok(())
+    })
+}
+
+/// Zero [addr, addr+len) and write it back: non-temporal stores for the 64-byte-aligned
+/// body when len >= the threshold (DAXPMEM_MOVNT_THRESHOLD, default 256), ordinary
+/// stores plus write-back for the unaligned head and tail and for short ranges.
+/// Unordered until wmb_pmem().
+///
+/// len == 0 does nothing. NULL with len > 0, or a wrapping range, does nothing and sets
+/// errno to EINVAL.
+#[no_mangle]
+pub extern "C" fn clear_pmem(addr: *mut c_void, len: size_t) {
+    // SAFETY: the caller promises the range is writable; the core checks NULL and wrap.
+    guard((), || unsafe { pmem::clear_pmem(addr.cast(), len) })
+}
+
+/// Copy len bytes from src to dst and write dst back (non-temporal stores above the
+/// threshold, as clear_pmem()). Overlapping ranges are handled as by memmove.
+/// Unordered until wmb_pmem(). Returns dst.
+///
+/// len == 0 returns dst and does nothing. A NULL dst or src with len > 0, or a range
+/// that wraps, copies nothing, returns NULL and sets errno to EINVAL.
+#[no_mangle]
+pub extern "C" fn memcpy_to_pmem(dst: *mut c_void, src: *const c_void, len: size_t) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: the caller promises dst is writable and src readable for len bytes;
+        // the core checks NULL and wrap-around first.
+        unsafe { pmem::memcpy_to_pmem(dst.cast(), src.cast(), len)? };
+        Ok(dst)
+    })
+}
+
+/// The write-back instruction in use: "clwb", "clflushopt" or "clflush". Chosen once
+/// from CPUID; DAXPMEM_NO_CLWB=1 / DAXPMEM_NO_CLFLUSHOPT=1 (or PMDK's PMEM_NO_CLWB,
+/// PMEM_NO_CLFLUSHOPT) veto the first two. A static string.
+#[no_mangle]
+pub extern "C" fn daxpmem_flush_name() -> *const c_char {
+    guard(c"clflush".as_ptr(), || {
+        Ok(cpu::config().flush.c_name().as_ptr().cast())
+    })
+}
+
+/// The non-temporal store path of clear_pmem() and memcpy_to_pmem(): "avx512f", "avx2",
+/// "sse2", or "none" when non-temporal stores are off (DAXPMEM_NO_MOVNT=1). A static
+/// string.
+#[no_mangle]
+pub extern "C" fn daxpmem_nt_name() -> *const c_char {
+    guard(c"none".as_ptr(), || {
+        Ok(cpu::config().nt.c_name().as_ptr().cast())
+    })
+}
+
+/// The write-back stride in bytes: the CLFLUSH line size from CPUID leaf 1
+/// (EBX[15:8] * 8), 64 on every current x86-64 CPU.
+#[no_mangle]
+pub extern "C" fn daxpmem_cache_line_size() -> size_t {
+    guard(64, || Ok(cpu::config().line))
+}
+
+/// The library version, e.g. "0.1.0". A static string.
+#[no_mangle]
+pub extern "C" fn daxpmem_version() -> *const c_char {
+    guard(c"".as_ptr(), || Ok(VERSION_C.as_ptr()))
+}
+
+static VERSION_C: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+) {
+    Ok(c) => c,
+    Err(_) => c"",
+};
+
+// ---------------------------------------------------------------------------------
+// Mappings
+
+/// An open mapping of a file or a device DAX (opaque).
+#[allow(non_camel_case_types)]
+pub type dax_map_t = Handle;
+
+/// dax_map(): create the file if it is missing, and grow it to len if it is smaller
+/// (never shrinks it).
+pub const DAX_CREATE: c_uint = 1;
+/// With DAX_CREATE: fail with EEXIST if the file exists.
+pub const DAX_EXCL: c_uint = 2;
+/// With DAX_CREATE: grow the file with ftruncate instead of allocating blocks up front.
+pub const DAX_SPARSE: c_uint = 4;
+/// Prefault the mapping (MAP_POPULATE).
+pub const DAX_POPULATE: c_uint = 8;
+/// Tracking: only marks made through the API (dax_mark_dirty, dax_memcpy, dax_memset)
+/// count. The default (0).
+pub const DAX_TRACK_EXPLICIT: c_uint = 0;
+/// Tracking: keep the mapping read-only; the first store to a page after a sync faults
+/// and is recorded.
+pub const DAX_TRACK_MPROTECT: c_uint = 0x100;
+/// Tracking: userfaultfd write-protect (async) collected with PAGEMAP_SCAN; refused on DAX.
+pub const DAX_TRACK_UFFD: c_uint = 0x200;
+/// Tracking: leave it to the kernel: dax_sync issues msync for its range (plus the
+/// write-back of explicit marks).
+pub const DAX_TRACK_KERNEL: c_uint = 0x300;
+/// Tracking: the best mode proven correct for this mapping on this kernel.
+pub const DAX_TRACK_AUTO: c_uint = 0x400;
+
+// The C values are the core's.
+const _: () = assert!(
+    DAX_CREATE == map::CREATE
+        && DAX_EXCL == map::EXCL
+        && DAX_SPARSE == map::SPARSE
+        && DAX_POPULATE == map::POPULATE
+        && DAX_TRACK_MPROTECT == (map::Track::Mprotect as u32) << map::TRACK_SHIFT
+        && DAX_TRACK_UFFD == (map::Track::Uffd as u32) << map::TRACK_SHIFT
+        && DAX_TRACK_KERNEL == (map::Track::Kernel as u32) << map::TRACK_SHIFT
+        && DAX_TRACK_AUTO == (map::Track::Auto as u32) << map::TRACK_SHIFT
+);
+
+/// dax_stats.flags: a user-space write-back makes this mapping durable.
+pub const DAX_STAT_PMEM: u64 = 1;
+/// dax_stats.flags: mapped with MAP_SYNC.
+pub const DAX_STAT_MAP_SYNC: u64 = 2;
+/// dax_stats.flags: a device DAX mapping.
+pub const DAX_STAT_DEVDAX: u64 = 4;
+/// dax_stats.flags: the file has the DAX attribute (statx STATX_ATTR_DAX).
+pub const DAX_STAT_FILE_DAX: u64 = 8;
+/// dax_stats.flags: the CPU caches are persistent (eADR): syncs skip the write-back and
+/// only fence.
+pub const DAX_STAT_EADR: u64 = 16;
+/// dax_stats.flags: treated as pmem only because DAXPMEM_FORCE_PMEM=1 or
+/// PMEM_IS_PMEM_FORCE=1.
+pub const DAX_STAT_FORCED: u64 = 32;
+/// dax_stats.huge_mapped_bytes when the kernel cannot tell.
+pub const DAX_HUGE_UNKNOWN: u64 = u64::MAX;
+
+/// Statistics of one mapping. Versioned by size: set `size` to sizeof(struct dax_stats)
+/// before the call; the library fills as many fields as both sides know and never
+/// writes past `size`. Later versions only append fields.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct dax_stats {
+    /// In: sizeof(struct dax_stats) as the caller was compiled. Out: the bytes filled.
+    pub size: u32,
+    /// The tracking mode in effect (DAX_TRACK_*, after DAX_TRACK_AUTO was resolved).
+    pub track_mode: u32,
+    /// Lines marked and not yet written back.
+    pub dirty_lines: u64,
+    /// Total lines written back (pmem) or covered by msync (page cache) by dax_sync.
+    pub lines_written_back: u64,
+    /// dax_sync calls.
+    pub syncs: u64,
+    /// Real msync calls issued.
+    pub msync_calls: u64,
+    /// Write faults taken by automatic tracking.
+    pub tracked_faults: u64,
+    /// DAX_STAT_* bits.
+    pub flags: u64,
+    /// Bytes of the mapping the kernel currently maps with 2 MiB (PMD) entries, or
+    /// DAX_HUGE_UNKNOWN.
+    pub huge_mapped_bytes: u64,
+}
+
+fn cstr<'a>(p: *const c_char, what: &str) -> Result<&'a CStr> {
+    if p.is_null() {
+        return Err(Error::inval(format!("{what}: NULL path")));
+    }
+    // SAFETY: non-NULL and, per the C contract, NUL-terminated.
+    Ok(unsafe { CStr::from_ptr(p) })
+}
+
+fn finish_map(m: Mapping) -> Result<*mut dax_map_t> {
+    handle::new(m)
+}
+
+/// Map the file at path, read-write and shared, and return a handle (NULL with errno on
+/// error). len 0 maps the whole file (an error for an empty file or with DAX_CREATE).
+/// Without DAX_CREATE the file must exist and be at least len bytes (EINVAL otherwise).
+/// `mode` is used when the file is created. Also maps device DAX (/dev/daxN.M): len 0
+/// or a multiple of the device alignment, at most the device size.
+///
+/// The mapping tries MAP_SHARED_VALIDATE|MAP_SYNC first (it works on a DAX filesystem)
+/// and falls back to MAP_SHARED; it is placed at a 2 MiB-aligned address (1 GiB for 2
+/// GiB and more) so the kernel can map huge pages. Flags: DAX_CREATE, DAX_EXCL,
+/// DAX_SPARSE, DAX_POPULATE, and one DAX_TRACK_* mode.
+///
+/// Errors: EINVAL (NULL path, unknown flags, DAX_EXCL/DAX_SPARSE without DAX_CREATE,
+/// len 0 with DAX_CREATE or an empty file, len beyond the end of the file, not a regular
+/// file or device DAX), EEXIST (DAX_EXCL and the file exists), ENOENT (missing without
+/// DAX_CREATE), EISDIR, EACCES, ENOSPC, EOPNOTSUPP (a tracking mode unavailable here),
+/// ENOMEM.
+#[no_mangle]
+pub extern "C" fn dax_map(
+    path: *const c_char,
+    len: size_t,
+    flags: c_uint,
+    mode: mode_t,
+) -> *mut dax_map_t {
+    guard(std::ptr::null_mut(), || {
+        let p = cstr(path, "dax_map")?;
+        let (fd, n) = map::open_path(p, len, flags, mode)?;
+        let name = format!("dax_map({})", p.to_string_lossy());
+        finish_map(map::map_fd(
+            fd,
+            0,
+            n,
+            flags & !(map::CREATE | map::EXCL | map::SPARSE),
+            &name,
+        )?)
+    })
+}
+
+/// Map len bytes of the open file or device DAX `fd` from `offset` (a multiple of the
+/// page size); len 0 maps to the end of the file. The fd must be open read-write; the
+/// mapping keeps a duplicate of it, so the caller may close its own. Flags:
+/// DAX_POPULATE and one DAX_TRACK_* mode (EINVAL for DAX_CREATE/EXCL/SPARSE).
+/// Errors as dax_map(), and EBADF for a bad fd, EACCES for an fd not open read-write.
+#[no_mangle]
+pub extern "C" fn dax_map_fd(
+    fd: c_int,
+    offset: off_t,
+    len: size_t,
+    flags: c_uint,
+) -> *mut dax_map_t {
+    guard(std::ptr::null_mut(), || {
+        map::check_fd_flags(flags)?;
+        if offset < 0 {
+            return Err(Error::inval(format!(
+                "dax_map_fd: negative offset {offset}"
+            )));
+        }
+        let own = map::dup_fd(fd)?;
+        let n = if len == 0 {
+            map::fd_len(&own, offset as u64)?
+        } else {
+            len
+        };
+        finish_map(map::map_fd(own, offset as u64, n, flags, "dax_map_fd")?)
+    })
+}
+
+/// Unmap and release a mapping. Does not sync: dirty data not yet synced is left to the
+/// kernel's own write-back (page cache) or the CPU caches (pmem), as after munmap.
+/// Returns 0, or -1 with errno EINVAL (NULL) or EBADF (a handle already unmapped: detected
+/// for at least the 1024 most recent unmaps).
+#[no_mangle]
+pub extern "C" fn dax_unmap(m: *mut dax_map_t) -> c_int {
+    // SAFETY: m is NULL or a handle from dax_map; handle::unmap checks it.
+    guard(-1, || unsafe { handle::unmap(m) }.map(|_| 0))
+}
+
+fn with_map<T>(
+    m: *const dax_map_t,
+    what: &str,
+    fail: T,
+    f: impl FnOnce(&Mapping) -> Result<T>,
+) -> T {
+    // SAFETY: m is NULL or a handle from dax_map; handle::get checks it.
+    guard(fail, || f(unsafe { handle::get(m, what) }?))
+}
+
+/// The mapping's address (NULL with errno EINVAL/EBADF for a bad handle).
+#[no_mangle]
+pub extern "C" fn dax_addr(m: *const dax_map_t) -> *mut c_void {
+    with_map(m, "dax_addr", std::ptr::null_mut(), |m| {
+        Ok(m.addr as *mut c_void)
+    })
+}
+
+/// The mapping's length in bytes (0 with errno EINVAL/EBADF for a bad handle).
+#[no_mangle]
+pub extern "C" fn dax_len(m: *const dax_map_t) -> size_t {
+    with_map(m, "dax_len", 0, |m| Ok(m.len))
+}
+
+/// 1 if a user-space write-back makes this mapping's data durable (MAP_SYNC on a DAX
+/// filesystem, device DAX, or forced by DAXPMEM_FORCE_PMEM=1 / PMEM_IS_PMEM_FORCE=1),
+/// 0 if durability needs msync, -1 with errno for a bad handle.
+#[no_mangle]
+pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
+    with_map(m, "dax_is_pmem", -1, |m| Ok(m.pmem as c_int))
+}
+
+/// Record that [addr, addr+len) was written: the next dax_sync covering it writes those
+/// lines back. Lock-free; any thread. len 0 does nothing. Returns 0, or -1 with errno
+/// EINVAL (bad handle, NULL addr with len > 0, range not inside the mapping).
+#[no_mangle]
+pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
+    with_map(m, "dax_mark_dirty", -1, |m| {
+        if len == 0 {
+            return Ok(0);
+        }
+        m.check_inside("dax_mark_dirty", addr as usize, len)?;
+        m.mark(addr as usize, len);
+        Ok(0)
+    })
+}
+
+/// Make [addr, addr+len) durable: every line marked (or tracked) there before the call
+/// is written back and fenced (pmem: no system call), or covered by one msync(MS_SYNC)
+/// over the span of the dirty pages (page cache; none when nothing is dirty).
+/// (NULL, 0) syncs the whole mapping; a non-NULL addr with len 0 does nothing.
+/// Returns 0, or -1 with errno: EINVAL (bad handle, range not inside the mapping), or
+/// msync's error, in which case nothing was lost: the lines stay dirty for the next sync.
+#[no_mangle]
+pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
+    with_map(m, "dax_sync", -1, |m| {
+        let (a, l) = if addr.is_null() && len == 0 {
+            (m.addr, m.len)
+        } else if len == 0 {
+            return Ok(0);
+        } else {
+            (addr as usize, len)
+        };
+        m.check_inside("dax_sync", a, l)?;
+        sync::sync(m, a, l).map(|_| 0)
+    })
+}
+
+/// Punch a hole: [addr, addr+len) reads as zeros afterwards and its blocks are freed
+/// (fallocate PUNCH_HOLE|KEEP_SIZE). Dirty lines inside are dropped; partially covered
+/// lines at the edges are synced first; the file is fdatasync'ed, so the hole and the
+/// data around it are durable on return. len 0 does nothing. Returns 0, or -1 with
+/// errno: EINVAL (bad handle or range), EOPNOTSUPP (device DAX, or a filesystem without
+/// hole punching), or the error of fallocate/fdatasync.
+#[no_mangle]
+pub extern "C" fn dax_punch_hole(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
+    with_map(m, "dax_punch_hole", -1, |m| {
+        if len == 0 {
+            return Ok(0);
+        }
+        m.check_inside("dax_punch_hole", addr as usize, len)?;
+        sync::punch_hole(m, addr as usize, len).map(|_| 0)
+    })
+}
+
+/// Copy len bytes from src into the mapping at dst and mark them for the next dax_sync
+/// (on pmem the body is written with non-temporal stores and needs only the sync's
+/// fence). Overlap is handled as by memmove. len 0 does nothing. Returns 0, or -1 with
+/// errno EINVAL (bad handle, NULL pointer, dst range not inside the mapping).
+#[no_mangle]
+pub extern "C" fn dax_memcpy(
+    m: *mut dax_map_t,
+    dst: *mut c_void,
+    src: *const c_void,
+    len: size_t,
+) -> c_int {
+    with_map(m, "dax_memcpy", -1, |m| {
+        if len == 0 {
+            return Ok(0);
+        }
+        pmem::check_range("dax_memcpy (src)", src as usize, len)?;
+        m.check_inside("dax_memcpy", dst as usize, len)?;
+        // SAFETY: dst is inside the mapping (checked); src readable per the C contract.
+        unsafe { m.copy_in(dst as usize, src.cast(), len) };
+        Ok(0)
+    })
+}
+
+/// Fill len bytes of the mapping at dst with (unsigned char)c and mark them, as
+/// dax_memcpy(). Returns 0, or -1 with errno EINVAL.
+#[no_mangle]
+pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len: size_t) -> c_int {
+    with_map(m, "dax_memset", -1, |m| {
+        if len == 0 {
+            return Ok(0);
+        }
+        m.check_inside("dax_memset", dst as usize, len)?;
+        // SAFETY: dst is inside the mapping (checked).
+        unsafe { m.fill_in(dst as usize, c as u8, len) };
+        Ok(0)
+    })
+}
+
+/// Fill *out (whose `size` field the caller sets to sizeof(struct dax_stats)).
+/// Returns 0, or -1 with errno EINVAL (bad handle, NULL out, size smaller than the
+/// first version of the struct).
+#[no_mangle]
+pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_int {
+    with_map(m, "dax_get_stats", -1, |m| {
+        if out.is_null() {
+            return Err(Error::inval("dax_get_stats: NULL out"));
+        }
+        // SAFETY: out is non-NULL and, per the contract, points to at least `size` bytes;
+        // the size field is the first 4 bytes.
+        let want = unsafe { std::ptr::addr_of!((*out).size).read_unaligned() } as usize;
+        let full = std::mem::size_of::<dax_stats>();
+        if want < full {
+            return Err(Error::inval(format!(
+                "dax_get_stats: out->size is {want}; set it to sizeof(struct dax_stats) ({full})"
+            )));
+        }
+        let c = cpu::config();
+        let k = m.kind;
+        let mut flags = 0;
+        for (on, bit) in [
+            (m.pmem, DAX_STAT_PMEM),
+            (k.map_sync, DAX_STAT_MAP_SYNC),
+            (k.devdax, DAX_STAT_DEVDAX),
+            (k.file_dax, DAX_STAT_FILE_DAX),
+            (c.skip_writeback(), DAX_STAT_EADR),
+            (k.forced, DAX_STAT_FORCED),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        let s = dax_stats {
+            size: full as u32,
+            track_mode: (m.track as u32) << map::TRACK_SHIFT,
+            dirty_lines: m.index.count(0, m.index.len()),
+            lines_written_back: m.counters.lines_written_back.load(Relaxed),
+            syncs: m.counters.syncs.load(Relaxed),
+            msync_calls: m.counters.msync_calls.load(Relaxed),
+            tracked_faults: m.counters.tracked_faults.load(Relaxed),
+            flags,
+            huge_mapped_bytes: map::huge_mapped_bytes(m.addr, m.len).unwrap_or(DAX_HUGE_UNKNOWN),
+        };
+        // SAFETY: out has room for the full struct (checked above).
+        unsafe { out.write(s) };
+        Ok(0)
+    })
+}
+
+/// The thread-local message of this thread's last failed daxpmem call ("" if none).
+/// Valid until this thread's next failing call.
+#[no_mangle]
+pub extern "C" fn dax_errormsg() -> *const c_char {
+    guard(c"".as_ptr(), || Ok(error::last_ptr()))
+}
+
+/// The mapping containing addr, or NULL with errno ENOENT.
+#[no_mangle]
+pub extern "C" fn dax_find(addr: *const c_void) -> *mut dax_map_t {
+    guard(std::ptr::null_mut(), || {
+        handle::find(addr as usize).ok_or_else(|| {
+            Error::new(
+                libc::ENOENT,
+                format!("dax_find: {addr:?} is in no daxpmem mapping"),
+            )
+        })
+    })
+}
+
+/// 1 if all of [addr, addr+len) lies in daxpmem mappings that are pmem (see
+/// dax_is_pmem), else 0; len 0 gives 0. PMEM_IS_PMEM_FORCE=1 / DAXPMEM_FORCE_PMEM=1
+/// make it 1 and PMEM_IS_PMEM_FORCE=0 makes it 0 for every non-empty range.
+#[no_mangle]
+pub extern "C" fn dax_range_is_pmem(addr: *const c_void, len: size_t) -> c_int {
+    guard(0, || {
+        if len == 0 {
+            return Ok(0);
+        }
+        let c = cpu::config();
+        if c.force_not_pmem {
+            return Ok(0);
+        }
+        if c.force_pmem {
+            return Ok(1);
+        }
+        Ok(registry::covered_by(addr as usize, len, &|m| m.pmem) as c_int)
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// libpmem-style calls (used by the libpmem compatibility library, usable directly)
+
+/// Flags of daxpmem_memmove() / daxpmem_memset(): skip the final fence.
+pub const DAXPMEM_MEM_NODRAIN: c_uint = 1;
+/// Use non-temporal stores whatever the length.
+pub const DAXPMEM_MEM_NONTEMPORAL: c_uint = 2;
+/// Use ordinary stores and write back.
+pub const DAXPMEM_MEM_TEMPORAL: c_uint = 4;
+/// As DAXPMEM_MEM_NONTEMPORAL.
+pub const DAXPMEM_MEM_WC: c_uint = 8;
+/// As DAXPMEM_MEM_TEMPORAL.
+pub const DAXPMEM_MEM_WB: c_uint = 16;
+/// Ordinary stores, no write-back, no fence.
+pub const DAXPMEM_MEM_NOFLUSH: c_uint = 32;
+
+const _: () = assert!(
+    DAXPMEM_MEM_NODRAIN == pmem::MEM_NODRAIN
+        && DAXPMEM_MEM_NONTEMPORAL == pmem::MEM_NONTEMPORAL
+        && DAXPMEM_MEM_TEMPORAL == pmem::MEM_TEMPORAL
+        && DAXPMEM_MEM_WC == pmem::MEM_WC
+        && DAXPMEM_MEM_WB == pmem::MEM_WB
+        && DAXPMEM_MEM_NOFLUSH == pmem::MEM_NOFLUSH
+);
+
+/// Write back [addr, addr+len) unless the CPU caches are persistent (eADR) or
+/// DAXPMEM_NO_FLUSH=1 / PMEM_NO_FLUSH=1 (=0 forces the write-back): libpmem's
+/// pmem_flush(). wb_cache_pmem() always writes back. Errors as wb_cache_pmem().
+#[no_mangle]
+pub extern "C" fn daxpmem_flush(addr: *const c_void, len: size_t) {
+    // SAFETY: the caller promises the range is mapped; the core checks NULL and wrap.
+    guard((), || unsafe { pmem::flush_unless_eadr(addr.cast(), len) })
+}
+
+/// 1 if every NVDIMM region's persistence domain is the CPU cache (eADR), 0 if not or
+/// if there is no NVDIMM bus, -1 if sysfs could not be read: libpmem's
+/// pmem_has_auto_flush().
+#[no_mangle]
+pub extern "C" fn daxpmem_has_auto_flush() -> c_int {
+    guard(-1, || {
+        Ok(
+            match cpu::auto_flush_in(std::path::Path::new("/sys/bus/nd/devices")) {
+                Some(true) => 1,
+                Some(false) => 0,
+                None => -1,
+            },
+        )
+    })
+}
+
+/// Copy len bytes (any overlap) and make them durable as the DAXPMEM_MEM_* flags say:
+/// by default ordinary stores below the threshold and non-temporal stores above it,
+/// write-back of what ordinary stores wrote, then a fence. Returns dst (also for len 0
+/// or dst == src, which do nothing); NULL with errno EINVAL for unknown flags or a
+/// NULL/wrapping range.
+#[no_mangle]
+pub extern "C" fn daxpmem_memmove(
+    dst: *mut c_void,
+    src: *const c_void,
+    len: size_t,
+    flags: c_uint,
+) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: per the C contract dst is writable and src readable for len bytes;
+        // the core checks flags, NULL and wrap first.
+        unsafe { pmem::memmove_flags(dst.cast(), src.cast(), len, flags)? };
+        Ok(dst)
+    })
+}
+
+/// Fill len bytes with (unsigned char)c and make them durable as daxpmem_memmove().
+/// Returns dst; NULL with errno EINVAL for unknown flags or a NULL/wrapping range.
+#[no_mangle]
+pub extern "C" fn daxpmem_memset(
+    dst: *mut c_void,
+    c: c_int,
+    len: size_t,
+    flags: c_uint,
+) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        // SAFETY: per the C contract dst is writable for len bytes; checked by the core.
+        unsafe { pmem::memset_flags(dst.cast(), c as u8, len, flags)? };
+        Ok(dst)
+    })
+}

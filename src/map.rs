@@ -1,0 +1,619 @@
+//! Opening, sizing and mapping files: MAP_SYNC where the filesystem is DAX, a 2 MiB
+//! (or 1 GiB) aligned address so the kernel can use PMD faults, the file's DAX state,
+//! device DAX.
+
+use crate::cpu;
+use crate::dirty::DirtyIndex;
+use crate::error::{Error, Result};
+use crate::sys;
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+/// Flags of `dax_map` / `dax_map_fd` (the C constants have the same values).
+pub(crate) const CREATE: u32 = 1;
+pub(crate) const EXCL: u32 = 2;
+pub(crate) const SPARSE: u32 = 4;
+pub(crate) const POPULATE: u32 = 8;
+/// Tracking modes live in bits 8..11.
+pub(crate) const TRACK_SHIFT: u32 = 8;
+pub(crate) const TRACK_MASK: u32 = 0xF << TRACK_SHIFT;
+pub(crate) const VALID_FLAGS: u32 = CREATE | EXCL | SPARSE | POPULATE | TRACK_MASK;
+
+const MAP_SYNC: i32 = 0x80000;
+const MAP_SHARED_VALIDATE: i32 = 0x03;
+const STATX_ATTR_DAX: u64 = 0x0020_0000;
+
+pub(crate) const MIB2: usize = 2 << 20;
+pub(crate) const GIB: usize = 1 << 30;
+
+/// How dirty data is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Track {
+    /// Only marks made through the API.
+    Explicit = 0,
+    /// mprotect + SIGSEGV.
+    Mprotect = 1,
+    /// userfaultfd write-protect (async) + PAGEMAP_SCAN.
+    Uffd = 2,
+    /// The kernel's own msync.
+    Kernel = 3,
+    /// The best proven mode for the mapping.
+    Auto = 4,
+}
+
+impl Track {
+    pub fn from_flags(flags: u32) -> Result<Track> {
+        Ok(match (flags & TRACK_MASK) >> TRACK_SHIFT {
+            0 => Track::Explicit,
+            1 => Track::Mprotect,
+            2 => Track::Uffd,
+            3 => Track::Kernel,
+            4 => Track::Auto,
+            v => return Err(Error::inval(format!("unknown tracking mode {v} in flags"))),
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Track::Explicit => "explicit",
+            Track::Mprotect => "mprotect",
+            Track::Uffd => "uffd",
+            Track::Kernel => "kernel",
+            Track::Auto => "auto",
+        }
+    }
+}
+
+/// What the mapping is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kind {
+    /// Mapped with MAP_SYNC: the kernel guarantees the file's metadata for every
+    /// written page is durable, so a user-space write-back is enough.
+    pub map_sync: bool,
+    /// Device DAX (`/dev/daxN.M`).
+    pub devdax: bool,
+    /// The file has STATX_ATTR_DAX.
+    pub file_dax: bool,
+    /// Treated as pmem only because DAXPMEM_FORCE_PMEM / PMEM_IS_PMEM_FORCE said so.
+    pub forced: bool,
+}
+
+/// Counters kept per mapping.
+#[derive(Default)]
+pub struct Counters {
+    pub lines_written_back: AtomicU64,
+    pub syncs: AtomicU64,
+    pub msync_calls: AtomicU64,
+    pub tracked_faults: AtomicU64,
+}
+
+/// Everything about one mapping. Shared (Arc) between the C handle and the registry.
+pub struct Mapping {
+    pub addr: usize,
+    pub len: usize,
+    pub offset: u64,
+    pub fd: Option<OwnedFd>,
+    pub kind: Kind,
+    /// A user-space write-back makes data durable (MAP_SYNC, device DAX or forced).
+    pub pmem: bool,
+    pub line: usize,
+    pub line_shift: u32,
+    pub index: DirtyIndex,
+    pub track: Track,
+    pub counters: Counters,
+    /// Held by a sync for its whole duration: syncs of one mapping are serialised, so
+    /// a sync that returns has written back everything marked before it began even when
+    /// another sync took the bits first.
+    pub sync_lock: Mutex<SyncScratch>,
+    /// The C handle of this mapping (set once by handle::new).
+    pub handle: std::sync::atomic::AtomicPtr<crate::handle::Handle>,
+}
+
+/// Scratch space reused by the syncs of a mapping (under `sync_lock`).
+#[derive(Default)]
+pub struct SyncScratch {
+    /// (first line, count) runs taken by a non-pmem sync, to restore on msync failure.
+    pub runs: Vec<(usize, usize)>,
+}
+
+impl Mapping {
+    /// Line index range of `[addr, addr+len)`, which must lie inside the mapping.
+    #[inline]
+    pub fn lines_of(&self, addr: usize, len: usize) -> (usize, usize) {
+        let off = addr - self.addr;
+        (
+            off >> self.line_shift,
+            (off + len - 1 + self.line) >> self.line_shift,
+        )
+    }
+
+    /// Check that `[addr, addr+len)` lies inside the mapping (len > 0).
+    pub fn check_inside(&self, what: &str, addr: usize, len: usize) -> Result<()> {
+        let end = addr
+            .checked_add(len)
+            .ok_or_else(|| Error::inval(format!("{what}: range {addr:#x} + {len} wraps around")))?;
+        if addr < self.addr || end > self.addr + self.len {
+            return Err(Error::inval(format!(
+                "{what}: range {addr:#x}..{end:#x} is not inside the mapping {:#x}..{:#x}",
+                self.addr,
+                self.addr + self.len
+            )));
+        }
+        Ok(())
+    }
+
+    /// Mark `[addr, addr+len)` dirty (must be inside the mapping, len > 0).
+    #[inline]
+    pub fn mark(&self, addr: usize, len: usize) {
+        let (lo, hi) = self.lines_of(addr, len);
+        self.index.mark(lo, hi);
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and no handle or registry entry refers to it any
+        // more (this is the last reference).
+        let _ = unsafe { sys::munmap(self.addr, self.len) };
+    }
+}
+
+fn cpath(path: &CStr) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Open (and create / size) `path` for `dax_map`. Returns the fd and the length to map.
+pub fn open_path(
+    path: &CStr,
+    len: usize,
+    flags: u32,
+    mode: libc::mode_t,
+) -> Result<(OwnedFd, usize)> {
+    let name = cpath(path);
+    if flags & !VALID_FLAGS != 0 {
+        return Err(Error::inval(format!(
+            "dax_map({name}): unknown flags {:#x}",
+            flags & !VALID_FLAGS
+        )));
+    }
+    if flags & (EXCL | SPARSE) != 0 && flags & CREATE == 0 {
+        return Err(Error::inval(format!(
+            "dax_map({name}): DAX_EXCL and DAX_SPARSE need DAX_CREATE"
+        )));
+    }
+    if flags & CREATE != 0 && len == 0 {
+        return Err(Error::inval(format!(
+            "dax_map({name}): DAX_CREATE needs a length to size the file to"
+        )));
+    }
+    let mut oflags = libc::O_RDWR | libc::O_CLOEXEC;
+    if flags & CREATE != 0 {
+        oflags |= libc::O_CREAT;
+        if flags & EXCL != 0 {
+            oflags |= libc::O_EXCL;
+        }
+    }
+    // SAFETY: path is NUL-terminated; open returns a new fd or -1.
+    let fd = unsafe { libc::open(path.as_ptr(), oflags, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(Error::last_os(format!("dax_map: open {name}")));
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let created_new = flags & EXCL != 0;
+    let st = fstat(&fd, &name)?;
+    let ftype = st.st_mode & libc::S_IFMT;
+    if ftype == libc::S_IFCHR {
+        let (size, align) = devdax_geometry(&st).ok_or_else(|| {
+            Error::inval(format!(
+                "dax_map({name}): a character device that is not device DAX"
+            ))
+        })?;
+        let len = if len == 0 { size } else { len };
+        check_devdax_len(&name, len, size, align)?;
+        return Ok((fd, len));
+    }
+    if ftype != libc::S_IFREG {
+        return Err(Error::inval(format!(
+            "dax_map({name}): not a regular file or device DAX"
+        )));
+    }
+    let size = st.st_size as u64;
+    if flags & CREATE != 0 {
+        if (size as usize) < len {
+            if let Err(e) = grow(&fd, len as u64, flags & SPARSE != 0) {
+                if created_new {
+                    // SAFETY: path is NUL-terminated; we created this file just now.
+                    unsafe { libc::unlink(path.as_ptr()) };
+                }
+                return Err(Error::new(e.errno, format!("dax_map({name}): {}", e.msg)));
+            }
+        }
+        return Ok((fd, len));
+    }
+    if len == 0 {
+        if size == 0 {
+            return Err(Error::inval(format!(
+                "dax_map({name}): the file is empty and no length was given"
+            )));
+        }
+        return Ok((fd, size as usize));
+    }
+    if (len as u64) > size {
+        return Err(Error::inval(format!(
+            "dax_map({name}): length {len} is beyond the end of the file ({size} bytes); use DAX_CREATE to grow it"
+        )));
+    }
+    Ok((fd, len))
+}
+
+fn fstat(fd: &OwnedFd, name: &str) -> Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open; st is a valid out-pointer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(Error::last_os(format!("fstat {name}")));
+    }
+    Ok(st)
+}
+
+/// Grow a file to `len`: allocate blocks (posix_fallocate) unless sparse, else ftruncate.
+fn grow(fd: &OwnedFd, len: u64, sparse: bool) -> Result<()> {
+    if !sparse {
+        // SAFETY: fd is open.
+        let r = unsafe { libc::posix_fallocate(fd.as_raw_fd(), 0, len as libc::off_t) };
+        if r == 0 {
+            return Ok(());
+        }
+        if r != libc::EOPNOTSUPP && r != libc::EINVAL {
+            return Err(Error::new(
+                r,
+                format!(
+                    "posix_fallocate to {len} bytes: {}",
+                    std::io::Error::from_raw_os_error(r)
+                ),
+            ));
+        }
+    }
+    // SAFETY: fd is open.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+        return Err(Error::last_os(format!("ftruncate to {len} bytes")));
+    }
+    Ok(())
+}
+
+/// Device DAX: (size, alignment) from sysfs if `st` is a DAX character device.
+pub fn devdax_geometry(st: &libc::stat) -> Option<(usize, usize)> {
+    let (maj, min) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    let base = format!("/sys/dev/char/{maj}:{min}");
+    let subsys = std::fs::read_link(format!("{base}/subsystem")).ok()?;
+    if subsys.file_name()?.to_str()? != "dax" {
+        return None;
+    }
+    let read = |p: &str| -> Option<usize> {
+        std::fs::read_to_string(format!("{base}/{p}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let size = read("size")?;
+    let align = read("align")
+        .or_else(|| read("device/align"))
+        .unwrap_or(MIB2);
+    Some((size, align.max(4096)))
+}
+
+fn check_devdax_len(name: &str, len: usize, size: usize, align: usize) -> Result<()> {
+    if len > size {
+        return Err(Error::inval(format!(
+            "dax_map({name}): length {len} exceeds the device size {size}"
+        )));
+    }
+    if !len.is_multiple_of(align) {
+        return Err(Error::inval(format!(
+            "dax_map({name}): device DAX needs a length that is a multiple of its alignment ({align})"
+        )));
+    }
+    Ok(())
+}
+
+/// The file's DAX attribute (statx STATX_ATTR_DAX, kernel >= 5.8); None if unknown.
+pub fn file_is_dax(fd: i32) -> Option<bool> {
+    // SAFETY: an all-zero statx is a valid out-buffer.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: empty path with AT_EMPTY_PATH refers to fd; stx is a valid out-pointer.
+    let r = unsafe {
+        libc::statx(
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_BASIC_STATS,
+            &mut stx,
+        )
+    };
+    if r != 0 || stx.stx_attributes_mask & STATX_ATTR_DAX == 0 {
+        return None;
+    }
+    Some(stx.stx_attributes & STATX_ATTR_DAX != 0)
+}
+
+/// Whether a MAP_SYNC mapping of `fd` at `offset` is possible (a one-page probe: a
+/// failed MAP_FIXED mapping may already have removed what it was to replace, so the
+/// real mapping is never the probe).
+pub fn map_sync_works(fd: i32, offset: u64) -> bool {
+    // SAFETY: a fresh mapping at a kernel-chosen address, unmapped at once.
+    match unsafe {
+        sys::mmap(
+            0,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            MAP_SHARED_VALIDATE | MAP_SYNC,
+            fd,
+            offset,
+        )
+    } {
+        Ok(a) => {
+            // SAFETY: the probe mapping is ours.
+            let _ = unsafe { sys::munmap(a, 4096) };
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Map `len` bytes of `fd` at `offset` for a new mapping.
+pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> Result<Mapping> {
+    if len == 0 {
+        return Err(Error::inval(format!("{name}: length 0")));
+    }
+    if !offset.is_multiple_of(sys::PAGE as u64) {
+        return Err(Error::inval(format!(
+            "{name}: offset {offset} is not a multiple of the page size"
+        )));
+    }
+    let track = Track::from_flags(flags)?;
+    let raw = fd.as_raw_fd();
+    let st = fstat(&fd, name)?;
+    let devdax = st.st_mode & libc::S_IFMT == libc::S_IFCHR && devdax_geometry(&st).is_some();
+    let file_dax = devdax || file_is_dax(raw) == Some(true);
+    let map_sync = !devdax && map_sync_works(raw, offset);
+
+    // Reserve len + 2 alignments of address space, then place the file so that the
+    // address is congruent to the file offset modulo the alignment (PMD faults need both).
+    let align = if len >= 2 * GIB { GIB } else { MIB2 };
+    let rlen = len
+        .checked_add(2 * align)
+        .ok_or_else(|| Error::inval(format!("{name}: length {len} too large")))?;
+    // SAFETY: a fresh PROT_NONE reservation at a kernel-chosen address.
+    let res = unsafe {
+        sys::mmap(
+            0,
+            rlen,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    }
+    .map_err(|e| {
+        Error::new(
+            e.errno,
+            format!("{name}: reserving address space: {}", e.msg),
+        )
+    })?;
+    let addr = res.div_ceil(align) * align + (offset as usize % align);
+    let mut mflags = libc::MAP_FIXED;
+    mflags |= if map_sync {
+        MAP_SHARED_VALIDATE | MAP_SYNC
+    } else {
+        libc::MAP_SHARED
+    };
+    if flags & POPULATE != 0 {
+        mflags |= libc::MAP_POPULATE;
+    }
+    // SAFETY: [addr, addr+len) lies inside our reservation, which MAP_FIXED replaces.
+    let r = unsafe {
+        sys::mmap(
+            addr,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            mflags,
+            raw,
+            offset,
+        )
+    };
+    let trim = |keep: bool| {
+        // SAFETY: releasing the parts of our own reservation around [addr, addr+len)
+        // (or all of it when the mapping failed).
+        unsafe {
+            if keep {
+                let _ = sys::munmap(res, addr - res);
+                let tail = addr + len;
+                let _ = sys::munmap(tail, res + rlen - tail);
+            } else {
+                let _ = sys::munmap(res, rlen);
+            }
+        }
+    };
+    if let Err(e) = r {
+        trim(false);
+        return Err(Error::new(e.errno, format!("{name}: {}", e.msg)));
+    }
+    trim(true);
+    let c = cpu::config();
+    let pmem = if c.force_not_pmem {
+        false
+    } else {
+        map_sync || devdax || c.force_pmem
+    };
+    let nlines = len.div_ceil(c.line);
+    let index = match DirtyIndex::new(nlines) {
+        Ok(i) => i,
+        Err(e) => {
+            // SAFETY: the mapping was made just above and nothing else knows it.
+            let _ = unsafe { sys::munmap(addr, len) };
+            return Err(Error::from_io(
+                format!("{name}: allocating the dirty index"),
+                &e,
+            ));
+        }
+    };
+    Ok(Mapping {
+        addr,
+        len,
+        offset,
+        fd: Some(fd),
+        kind: Kind {
+            map_sync,
+            devdax,
+            file_dax,
+            forced: c.force_pmem && !(map_sync || devdax),
+        },
+        pmem,
+        line: c.line,
+        line_shift: c.line.trailing_zeros(),
+        index,
+        track,
+        counters: Counters::default(),
+        sync_lock: Mutex::new(SyncScratch::default()),
+        handle: Default::default(),
+    })
+}
+
+/// Duplicate a caller's fd (close-on-exec) so the mapping keeps its own.
+pub fn dup_fd(fd: i32) -> Result<OwnedFd> {
+    if fd < 0 {
+        return Err(Error::new(
+            libc::EBADF,
+            format!("dax_map_fd: bad file descriptor {fd}"),
+        ));
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if d < 0 {
+        return Err(Error::last_os(format!("dax_map_fd: fd {fd}")));
+    }
+    // SAFETY: d is a fresh descriptor we own.
+    let own = unsafe { OwnedFd::from_raw_fd(d) };
+    // SAFETY: F_GETFL only reads the descriptor's flags.
+    let fl = unsafe { libc::fcntl(d, libc::F_GETFL) };
+    if fl >= 0 && fl & libc::O_ACCMODE != libc::O_RDWR {
+        return Err(Error::new(
+            libc::EACCES,
+            format!("dax_map_fd: fd {fd} is not open read-write (a shared writable mapping needs O_RDWR)"),
+        ));
+    }
+    Ok(own)
+}
+
+/// The length `dax_map_fd` maps when given 0: from `offset` to the end of the file or device.
+pub fn fd_len(fd: &OwnedFd, offset: u64) -> Result<usize> {
+    let st = fstat(fd, "dax_map_fd")?;
+    let size = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => st.st_size as u64,
+        libc::S_IFCHR => devdax_geometry(&st)
+            .map(|g| g.0 as u64)
+            .ok_or_else(|| Error::inval("dax_map_fd: a character device that is not device DAX"))?,
+        _ => return Err(Error::inval("dax_map_fd: not a regular file or device DAX")),
+    };
+    if size <= offset {
+        return Err(Error::inval(format!(
+            "dax_map_fd: nothing to map: the file has {size} bytes and the offset is {offset}"
+        )));
+    }
+    Ok((size - offset) as usize)
+}
+
+/// Check the flags `dax_map_fd` accepts.
+pub fn check_fd_flags(flags: u32) -> Result<()> {
+    if flags & !VALID_FLAGS != 0 {
+        return Err(Error::inval(format!(
+            "dax_map_fd: unknown flags {:#x}",
+            flags & !VALID_FLAGS
+        )));
+    }
+    if flags & (CREATE | EXCL | SPARSE) != 0 {
+        return Err(Error::inval(
+            "dax_map_fd: DAX_CREATE, DAX_EXCL and DAX_SPARSE apply to dax_map only",
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes of `[addr, addr+len)` the kernel maps with huge (PMD) entries, from
+/// PAGEMAP_SCAN (kernel >= 6.7; DAX PMDs are not in smaps), else smaps. None if unknown.
+pub fn huge_mapped_bytes(addr: usize, len: usize) -> Option<u64> {
+    crate::pagemap::huge_bytes(addr, len).or_else(|| smaps_huge(addr))
+}
+
+fn smaps_huge(addr: usize) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    let mut total = 0u64;
+    for l in s.lines() {
+        if let Some((range, _)) = l.split_once(' ') {
+            if let Some((a, b)) = range.split_once('-') {
+                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                {
+                    inside = a <= addr && addr < b;
+                    continue;
+                }
+            }
+        }
+        if inside {
+            for key in ["FilePmdMapped:", "ShmemPmdMapped:", "AnonHugePages:"] {
+                if let Some(v) = l.strip_prefix(key) {
+                    let kb: u64 = v.trim().trim_end_matches("kB").trim().parse().ok()?;
+                    total += kb * 1024;
+                }
+            }
+        }
+    }
+    Some(total)
+}
+
+impl Mapping {
+    /// Copy into the mapping and mark what needs a write-back: on pmem the streamed
+    /// body needs only the sync's fence, so only the head and tail lines are marked; on
+    /// the page cache everything is marked (one msync covers it).
+    ///
+    /// # Safety
+    /// `[dst, dst+len)` is inside the mapping (checked by the caller) and `src` is
+    /// readable for `len` bytes.
+    pub unsafe fn copy_in(&self, dst: usize, src: *const u8, len: usize) {
+        if self.pmem {
+            let c = cpu::config();
+            // SAFETY: per the contract.
+            let t = unsafe { crate::nt::move_(dst as *mut u8, src, len, &c) };
+            for (a, l) in t.iter() {
+                self.mark(a, l);
+            }
+        } else {
+            // SAFETY: per the contract; ptr::copy tolerates overlap.
+            unsafe { std::ptr::copy(src, dst as *mut u8, len) };
+            self.mark(dst, len);
+        }
+    }
+
+    /// Fill part of the mapping and mark it, as `copy_in`.
+    ///
+    /// # Safety
+    /// `[dst, dst+len)` is inside the mapping (checked by the caller).
+    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) {
+        if self.pmem {
+            let c = cpu::config();
+            // SAFETY: per the contract.
+            let t = unsafe { crate::nt::fill(dst as *mut u8, val, len, &c) };
+            for (a, l) in t.iter() {
+                self.mark(a, l);
+            }
+        } else {
+            // SAFETY: per the contract.
+            unsafe { (dst as *mut u8).write_bytes(val, len) };
+            self.mark(dst, len);
+        }
+    }
+}

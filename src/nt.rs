@@ -1,0 +1,362 @@
+//! Non-temporal copy and fill. The body of a large range goes out with streaming
+//! stores (AVX-512, AVX2 or SSE2, as configured) that need only a fence to be ordered;
+//! the unaligned head and tail are written with ordinary stores and reported back to the
+//! caller, which writes them back (or marks them dirty). Below the threshold, or with
+//! `DAXPMEM_NO_MOVNT=1`, everything is written with ordinary stores and reported.
+
+use crate::cpu::{Config, Nt};
+use core::arch::x86_64::*;
+
+/// Alignment of the streaming body: one 64-byte block, whatever the vector width.
+const BLOCK: usize = 64;
+
+/// Byte ranges written with ordinary stores: they still need a write-back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Temporal {
+    /// (address, length) pairs; a zero length means nothing.
+    pub ranges: [(usize, usize); 2],
+}
+
+impl Temporal {
+    fn all(addr: usize, len: usize) -> Self {
+        Temporal {
+            ranges: [(addr, len), (0, 0)],
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.ranges.iter().copied().filter(|r| r.1 > 0)
+    }
+}
+
+/// Split `[dst, dst+len)` into an unaligned head, a 64-byte-aligned body and a tail.
+fn split(dst: usize, len: usize) -> (usize, usize, usize) {
+    let head = ((BLOCK - dst % BLOCK) % BLOCK).min(len);
+    let body = (len - head) / BLOCK * BLOCK;
+    (head, body, len - head - body)
+}
+
+fn uses_nt(c: &Config, len: usize) -> bool {
+    c.nt != Nt::None && len >= c.movnt_threshold && len >= BLOCK
+}
+
+/// Fill `[dst, dst+len)` with `val`.
+///
+/// # Safety
+/// The range is writable memory of the caller's and `dst + len` does not wrap.
+pub unsafe fn fill(dst: *mut u8, val: u8, len: usize, c: &Config) -> Temporal {
+    let d = dst as usize;
+    if !uses_nt(c, len) {
+        // SAFETY: the caller's range.
+        unsafe { dst.write_bytes(val, len) };
+        return Temporal::all(d, len);
+    }
+    let (head, body, tail) = split(d, len);
+    // SAFETY: head, body and tail partition the caller's range; the body is 64-byte aligned.
+    unsafe {
+        dst.write_bytes(val, head);
+        let b = dst.add(head);
+        match c.nt {
+            Nt::Avx512 => fill_avx512(b, val, body),
+            Nt::Avx2 => fill_avx2(b, val, body),
+            _ => fill_sse2(b, val, body),
+        }
+        b.add(body).write_bytes(val, tail);
+    }
+    Temporal {
+        ranges: [(d, head), (d + head + body, tail)],
+    }
+}
+
+/// Copy `len` bytes from `src` to `dst`; the ranges must not overlap.
+///
+/// # Safety
+/// Both ranges are the caller's, do not overlap, and do not wrap.
+pub unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temporal {
+    let d = dst as usize;
+    if !uses_nt(c, len) {
+        // SAFETY: the caller's non-overlapping ranges.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+        return Temporal::all(d, len);
+    }
+    let (head, body, tail) = split(d, len);
+    // SAFETY: as for fill; src advances with dst.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src, dst, head);
+        let (bd, bs) = (dst.add(head), src.add(head));
+        match c.nt {
+            Nt::Avx512 => copy_avx512(bd, bs, body),
+            Nt::Avx2 => copy_avx2(bd, bs, body),
+            _ => copy_sse2(bd, bs, body),
+        }
+        core::ptr::copy_nonoverlapping(bs.add(body), bd.add(body), tail);
+    }
+    Temporal {
+        ranges: [(d, head), (d + head + body, tail)],
+    }
+}
+
+/// memmove semantics: overlapping ranges are handled. Forward-safe overlaps and
+/// disjoint ranges take the streaming path; a backward overlap uses an ordinary move.
+///
+/// # Safety
+/// Both ranges are the caller's and do not wrap.
+pub unsafe fn move_(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temporal {
+    let (d, s) = (dst as usize, src as usize);
+    let disjoint = d + len <= s || s + len <= d;
+    // A forward copy is safe when the destination starts below the source; the
+    // streaming loops read a whole block before storing it, so that holds per block.
+    if disjoint || (d < s && s - d >= BLOCK) {
+        // SAFETY: disjoint, or forward-safe block by block.
+        return unsafe { copy_fwd(dst, src, len, c) };
+    }
+    // SAFETY: core::ptr::copy handles any overlap.
+    unsafe { core::ptr::copy(src, dst, len) };
+    Temporal::all(d, len)
+}
+
+/// `copy`, allowed to overlap when dst < src by at least a block.
+unsafe fn copy_fwd(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temporal {
+    let d = dst as usize;
+    if !uses_nt(c, len) {
+        // SAFETY: ptr::copy handles the overlap.
+        unsafe { core::ptr::copy(src, dst, len) };
+        return Temporal::all(d, len);
+    }
+    let (head, body, tail) = split(d, len);
+    // SAFETY: as for copy; head and tail use ptr::copy, which tolerates overlap, and the
+    // body loops load each block before storing it, moving forward with dst < src.
+    unsafe {
+        core::ptr::copy(src, dst, head);
+        let (bd, bs) = (dst.add(head), src.add(head));
+        match c.nt {
+            Nt::Avx512 => copy_avx512(bd, bs, body),
+            Nt::Avx2 => copy_avx2(bd, bs, body),
+            _ => copy_sse2(bd, bs, body),
+        }
+        core::ptr::copy(bs.add(body), bd.add(body), tail);
+    }
+    Temporal {
+        ranges: [(d, head), (d + head + body, tail)],
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn fill_avx512(dst: *mut u8, val: u8, len: usize) {
+    let v = _mm512_set1_epi8(val as i8);
+    let mut p = dst;
+    let end = dst.wrapping_add(len);
+    while p < end {
+        // SAFETY: p is 64-byte aligned inside the caller's body.
+        unsafe { _mm512_stream_si512(p.cast(), v) };
+        p = p.wrapping_add(64);
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn fill_avx2(dst: *mut u8, val: u8, len: usize) {
+    let v = _mm256_set1_epi8(val as i8);
+    let mut p = dst;
+    let end = dst.wrapping_add(len);
+    while p < end {
+        // SAFETY: p is 64-byte aligned inside the caller's body; two 32-byte halves.
+        unsafe {
+            _mm256_stream_si256(p.cast(), v);
+            _mm256_stream_si256(p.add(32).cast(), v);
+        }
+        p = p.wrapping_add(64);
+    }
+}
+
+#[target_feature(enable = "sse2")]
+unsafe fn fill_sse2(dst: *mut u8, val: u8, len: usize) {
+    let v = _mm_set1_epi8(val as i8);
+    let mut p = dst;
+    let end = dst.wrapping_add(len);
+    while p < end {
+        // SAFETY: p is 64-byte aligned inside the caller's body; four 16-byte quarters.
+        unsafe {
+            _mm_stream_si128(p.cast(), v);
+            _mm_stream_si128(p.add(16).cast(), v);
+            _mm_stream_si128(p.add(32).cast(), v);
+            _mm_stream_si128(p.add(48).cast(), v);
+        }
+        p = p.wrapping_add(64);
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_avx512(dst: *mut u8, src: *const u8, len: usize) {
+    let mut i = 0;
+    // Four blocks per round, all loaded before any is stored.
+    while i + 256 <= len {
+        // SAFETY: i..i+256 lies inside the caller's body; dst is 64-byte aligned.
+        unsafe {
+            let a = _mm512_loadu_si512(src.add(i).cast());
+            let b = _mm512_loadu_si512(src.add(i + 64).cast());
+            let c = _mm512_loadu_si512(src.add(i + 128).cast());
+            let d = _mm512_loadu_si512(src.add(i + 192).cast());
+            _mm512_stream_si512(dst.add(i).cast(), a);
+            _mm512_stream_si512(dst.add(i + 64).cast(), b);
+            _mm512_stream_si512(dst.add(i + 128).cast(), c);
+            _mm512_stream_si512(dst.add(i + 192).cast(), d);
+        }
+        i += 256;
+    }
+    while i < len {
+        // SAFETY: one block inside the body.
+        unsafe {
+            let a = _mm512_loadu_si512(src.add(i).cast());
+            _mm512_stream_si512(dst.add(i).cast(), a);
+        }
+        i += 64;
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn copy_avx2(dst: *mut u8, src: *const u8, len: usize) {
+    let mut i = 0;
+    while i < len {
+        // SAFETY: one 64-byte block inside the body, loaded before it is stored.
+        unsafe {
+            let a = _mm256_loadu_si256(src.add(i).cast());
+            let b = _mm256_loadu_si256(src.add(i + 32).cast());
+            _mm256_stream_si256(dst.add(i).cast(), a);
+            _mm256_stream_si256(dst.add(i + 32).cast(), b);
+        }
+        i += 64;
+    }
+}
+
+#[target_feature(enable = "sse2")]
+unsafe fn copy_sse2(dst: *mut u8, src: *const u8, len: usize) {
+    let mut i = 0;
+    while i < len {
+        // SAFETY: one 64-byte block inside the body, loaded before it is stored.
+        unsafe {
+            let a = _mm_loadu_si128(src.add(i).cast());
+            let b = _mm_loadu_si128(src.add(i + 16).cast());
+            let c = _mm_loadu_si128(src.add(i + 32).cast());
+            let d = _mm_loadu_si128(src.add(i + 48).cast());
+            _mm_stream_si128(dst.add(i).cast(), a);
+            _mm_stream_si128(dst.add(i + 16).cast(), b);
+            _mm_stream_si128(dst.add(i + 32).cast(), c);
+            _mm_stream_si128(dst.add(i + 48).cast(), d);
+        }
+        i += 64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::{self, Features};
+
+    fn configs() -> Vec<Config> {
+        let f = Features::probe();
+        let base = cpu::detect(&|_| None, &f, false);
+        let mut v = vec![];
+        for nt in [Nt::Avx512, Nt::Avx2, Nt::Sse2, Nt::None] {
+            let ok = match nt {
+                Nt::Avx512 => f.avx512f,
+                Nt::Avx2 => f.avx2,
+                _ => true,
+            };
+            if ok {
+                for thr in [0, 256] {
+                    v.push(Config {
+                        nt,
+                        movnt_threshold: thr,
+                        ..base
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn fill_and_copy_every_alignment() {
+        let mut buf = vec![0u8; 3 * 4096 + 512];
+        let src: Vec<u8> = (0..buf.len()).map(|i| (i * 7 + 3) as u8).collect();
+        for c in configs() {
+            for off in 0..64 {
+                for len in [
+                    0,
+                    1,
+                    63,
+                    64,
+                    65,
+                    127,
+                    200,
+                    256,
+                    300,
+                    1000,
+                    4096,
+                    4096 + 77,
+                    3 * 4096,
+                ] {
+                    buf.fill(0xAA);
+                    let base = buf.as_mut_ptr() as usize;
+                    let start = base.next_multiple_of(64) + off;
+                    let p = start as *mut u8;
+                    // SAFETY: inside buf.
+                    let t = unsafe { fill(p, 0x5C, len, &c) };
+                    let covered: usize = t.iter().map(|r| r.1).sum();
+                    assert!(covered <= len);
+                    let o = start - base;
+                    assert!(buf[..o].iter().all(|&b| b == 0xAA));
+                    assert!(
+                        buf[o..o + len].iter().all(|&b| b == 0x5C),
+                        "{c:?} {off} {len}"
+                    );
+                    assert!(buf[o + len..].iter().all(|&b| b == 0xAA));
+
+                    buf.fill(0xAA);
+                    // SAFETY: inside buf and src, disjoint.
+                    unsafe { copy(p, src.as_ptr().add(off), len, &c) };
+                    assert!(buf[..o].iter().all(|&b| b == 0xAA));
+                    assert_eq!(&buf[o..o + len], &src[off..off + len], "{c:?} {off} {len}");
+                    assert!(buf[o + len..].iter().all(|&b| b == 0xAA));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn move_handles_overlap_both_ways() {
+        for c in configs() {
+            for (d, s) in [
+                (0usize, 100usize),
+                (100, 0),
+                (0, 64),
+                (64, 0),
+                (5, 9),
+                (9, 5),
+                (0, 3000),
+            ] {
+                let len = 2000;
+                let mut buf: Vec<u8> = (0..6000).map(|i| (i % 251) as u8).collect();
+                let mut want = buf.clone();
+                want.copy_within(s..s + len, d);
+                let p = buf.as_mut_ptr();
+                // SAFETY: both ranges inside buf.
+                unsafe { move_(p.add(d), p.add(s), len, &c) };
+                assert_eq!(buf, want, "{c:?} d={d} s={s}");
+            }
+        }
+    }
+
+    #[test]
+    fn temporal_ranges_are_head_and_tail() {
+        let c = Config {
+            nt: Nt::Sse2,
+            movnt_threshold: 0,
+            ..cpu::config()
+        };
+        let mut buf = vec![0u8; 4096];
+        let base = (buf.as_mut_ptr() as usize).next_multiple_of(64);
+        // SAFETY: inside buf.
+        let t = unsafe { fill((base + 10) as *mut u8, 1, 200, &c) };
+        assert_eq!(t.ranges, [(base + 10, 54), (base + 192, 18)]);
+    }
+}

@@ -1,0 +1,196 @@
+//! The kernel's PMEM API in user space, checked: the Rust side of `wb_cache_pmem`,
+//! `wmb_pmem`, `clear_pmem` and `memcpy_to_pmem`. The FFI layer only converts.
+
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::flush;
+use crate::nt;
+
+/// Check a range: `len == 0` is always fine (and means "nothing"); otherwise the
+/// pointer must be non-NULL and `addr + len` must not wrap.
+pub fn check_range(what: &str, addr: usize, len: usize) -> Result<bool> {
+    if len == 0 {
+        return Ok(false);
+    }
+    if addr == 0 {
+        return Err(Error::inval(format!(
+            "{what}: NULL address with length {len}"
+        )));
+    }
+    if addr.checked_add(len).is_none() {
+        return Err(Error::inval(format!(
+            "{what}: range {addr:#x} + {len} wraps around the address space"
+        )));
+    }
+    Ok(true)
+}
+
+/// Write back every line overlapping the range (unordered).
+///
+/// # Safety
+/// The range must be mapped memory of the caller's (as for memset).
+pub unsafe fn wb_cache_pmem(addr: *const u8, len: usize) -> Result<()> {
+    if check_range("wb_cache_pmem", addr as usize, len)? {
+        // SAFETY: checked non-empty, non-wrapping; mapped per the caller.
+        unsafe { flush::wb_range(addr as usize, len) };
+    }
+    Ok(())
+}
+
+/// Order earlier write-backs and non-temporal stores.
+pub fn wmb_pmem() {
+    flush::fence();
+}
+
+/// Write back the ranges that ordinary stores wrote.
+///
+/// # Safety
+/// The ranges must be mapped memory of the caller's.
+pub unsafe fn wb_temporal(t: &nt::Temporal) {
+    for (a, l) in t.iter() {
+        // SAFETY: per the caller; each range is non-empty and was just written.
+        unsafe { flush::wb_range(a, l) };
+    }
+}
+
+/// Fill with `val` and write back (unordered until `wmb_pmem`).
+///
+/// # Safety
+/// The range must be writable memory of the caller's.
+pub unsafe fn memset_to_pmem(addr: *mut u8, val: u8, len: usize) -> Result<()> {
+    if check_range("clear_pmem", addr as usize, len)? {
+        let c = cpu::config();
+        // SAFETY: checked, and writable per the caller.
+        unsafe {
+            let t = nt::fill(addr, val, len, &c);
+            wb_temporal(&t);
+        }
+    }
+    Ok(())
+}
+
+/// Zero and write back (unordered until `wmb_pmem`).
+///
+/// # Safety
+/// As for `memset_to_pmem`.
+pub unsafe fn clear_pmem(addr: *mut u8, len: usize) -> Result<()> {
+    // SAFETY: forwarded.
+    unsafe { memset_to_pmem(addr, 0, len) }
+}
+
+/// Copy and write back (unordered until `wmb_pmem`). Overlapping ranges are moved
+/// correctly (memmove semantics).
+///
+/// # Safety
+/// `dst` writable and `src` readable for `len` bytes.
+pub unsafe fn memcpy_to_pmem(dst: *mut u8, src: *const u8, len: usize) -> Result<()> {
+    if check_range("memcpy_to_pmem (dst)", dst as usize, len)?
+        && check_range("memcpy_to_pmem (src)", src as usize, len)?
+    {
+        let c = cpu::config();
+        // SAFETY: checked; per the caller.
+        unsafe {
+            let t = nt::move_(dst, src, len, &c);
+            wb_temporal(&t);
+        }
+    }
+    Ok(())
+}
+
+/// Flags of `daxpmem_memmove` / `daxpmem_memset`: the values of PMDK's `PMEM_F_MEM_*`.
+pub const MEM_NODRAIN: u32 = 1 << 0;
+pub const MEM_NONTEMPORAL: u32 = 1 << 1;
+pub const MEM_TEMPORAL: u32 = 1 << 2;
+pub const MEM_WC: u32 = 1 << 3;
+pub const MEM_WB: u32 = 1 << 4;
+pub const MEM_NOFLUSH: u32 = 1 << 5;
+pub const MEM_VALID: u32 = (1 << 6) - 1;
+
+fn mem_config(what: &str, flags: u32) -> Result<cpu::Config> {
+    if flags & !MEM_VALID != 0 {
+        return Err(Error::inval(format!(
+            "{what}: unknown flags {:#x}",
+            flags & !MEM_VALID
+        )));
+    }
+    let mut c = cpu::config();
+    if flags & (MEM_TEMPORAL | MEM_WB | MEM_NOFLUSH) != 0 {
+        c.nt = cpu::Nt::None;
+    } else if flags & (MEM_NONTEMPORAL | MEM_WC) != 0 {
+        c.movnt_threshold = 0;
+        if c.nt == cpu::Nt::None {
+            // Non-temporal stores were asked for explicitly: use the best the CPU has.
+            c.nt = cpu::detect(&|_| None, &cpu::Features::probe(), c.eadr).nt;
+        }
+    }
+    Ok(c)
+}
+
+/// Finish a copy or fill: write back what ordinary stores wrote (unless NOFLUSH, or
+/// eADR / PMEM_NO_FLUSH=1), then fence (unless NODRAIN or NOFLUSH).
+///
+/// # Safety
+/// The ranges of `t` are mapped memory of the caller's.
+unsafe fn finish(t: &nt::Temporal, flags: u32, c: &cpu::Config) {
+    if flags & MEM_NOFLUSH != 0 {
+        return;
+    }
+    if !c.skip_writeback() {
+        // SAFETY: per the caller.
+        unsafe { wb_temporal(t) };
+    }
+    if flags & MEM_NODRAIN == 0 {
+        flush::fence();
+    }
+}
+
+/// libpmem's `pmem_memmove(dst, src, len, flags)`: copy (any overlap) and make durable
+/// as the flags say.
+///
+/// # Safety
+/// `dst` writable and `src` readable for `len` bytes.
+pub unsafe fn memmove_flags(dst: *mut u8, src: *const u8, len: usize, flags: u32) -> Result<()> {
+    let c = mem_config("daxpmem_memmove", flags)?;
+    if !check_range("daxpmem_memmove (dst)", dst as usize, len)?
+        || !check_range("daxpmem_memmove (src)", src as usize, len)?
+        || std::ptr::eq(dst, src)
+    {
+        return Ok(());
+    }
+    // SAFETY: checked; per the caller.
+    unsafe {
+        let t = nt::move_(dst, src, len, &c);
+        finish(&t, flags, &c);
+    }
+    Ok(())
+}
+
+/// libpmem's `pmem_memset(dst, c, len, flags)`.
+///
+/// # Safety
+/// `dst` writable for `len` bytes.
+pub unsafe fn memset_flags(dst: *mut u8, val: u8, len: usize, flags: u32) -> Result<()> {
+    let c = mem_config("daxpmem_memset", flags)?;
+    if !check_range("daxpmem_memset", dst as usize, len)? {
+        return Ok(());
+    }
+    // SAFETY: checked; per the caller.
+    unsafe {
+        let t = nt::fill(dst, val, len, &c);
+        finish(&t, flags, &c);
+    }
+    Ok(())
+}
+
+/// libpmem's `pmem_flush`: write back unless the caches are persistent (eADR) or
+/// PMEM_NO_FLUSH=1 / DAXPMEM_NO_FLUSH=1 says not to.
+///
+/// # Safety
+/// The range is mapped memory of the caller's.
+pub unsafe fn flush_unless_eadr(addr: *const u8, len: usize) -> Result<()> {
+    if cpu::config().skip_writeback() {
+        return check_range("daxpmem_flush", addr as usize, len).map(|_| ());
+    }
+    // SAFETY: forwarded.
+    unsafe { wb_cache_pmem(addr, len) }
+}

@@ -1,0 +1,75 @@
+//! The recording seam (feature `seam`, tests only; never in the shipped library):
+//! every line address handed to a write-back instruction and every fence, in order,
+//! logged per thread, so a test can prove what a call wrote back without trusting a
+//! read-back (which would come from the cache).
+
+use std::cell::RefCell;
+
+/// One recorded event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A line address handed to CLWB / CLFLUSHOPT / CLFLUSH.
+    Line(usize),
+    /// An SFENCE.
+    Fence,
+}
+
+thread_local! {
+    static LOG: RefCell<Option<Vec<Event>>> = const { RefCell::new(None) };
+}
+
+/// Start recording on this thread (clears what was there).
+pub fn start() {
+    LOG.with(|l| *l.borrow_mut() = Some(Vec::new()));
+}
+
+/// Stop recording on this thread and return what was recorded.
+pub fn take() -> Vec<Event> {
+    LOG.with(|l| l.borrow_mut().take().unwrap_or_default())
+}
+
+/// Return what was recorded so far and keep recording.
+pub fn drain() -> Vec<Event> {
+    LOG.with(|l| {
+        l.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
+pub(crate) fn line(p: usize) {
+    let _ = LOG.try_with(|l| {
+        if let Ok(mut g) = l.try_borrow_mut() {
+            if let Some(v) = g.as_mut() {
+                v.push(Event::Line(p));
+            }
+        }
+    });
+}
+
+pub(crate) fn fence() {
+    let _ = LOG.try_with(|l| {
+        if let Ok(mut g) = l.try_borrow_mut() {
+            if let Some(v) = g.as_mut() {
+                v.push(Event::Fence);
+            }
+        }
+    });
+}
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+static MSYNC_FAIL: AtomicI32 = AtomicI32::new(0);
+
+/// Make every dax_sync msync fail with `errno` (0: stop failing).
+pub fn fail_msync(errno: i32) {
+    MSYNC_FAIL.store(errno, Ordering::SeqCst);
+}
+
+pub(crate) fn msync_failure() -> Option<i32> {
+    match MSYNC_FAIL.load(Ordering::SeqCst) {
+        0 => None,
+        e => Some(e),
+    }
+}

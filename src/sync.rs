@@ -1,0 +1,143 @@
+//! Making a mapping's dirty data durable: write back exactly the dirty lines (pmem) or
+//! one msync over the span of the dirty pages (page cache).
+
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::flush;
+use crate::map::{Mapping, Track};
+use crate::sys;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Sync `[addr, addr+len)` of `m` (already checked to lie inside it).
+///
+/// On success every line marked before this call began has been written back and
+/// fenced (pmem), or msync'ed (page cache). On failure nothing is lost: the lines taken
+/// are marked again.
+pub fn sync(m: &Mapping, addr: usize, len: usize) -> Result<()> {
+    let mut scratch = m.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+    m.counters.syncs.fetch_add(1, Relaxed);
+    crate::track::collect(m, addr, len)?;
+    let (lo, hi) = m.lines_of(addr, len);
+    if m.pmem {
+        let c = cpu::config();
+        let skip = c.skip_writeback();
+        let mut n = 0u64;
+        m.index.take(lo, hi, &mut |first, count| {
+            if !skip {
+                // SAFETY: the lines lie inside the mapping, which stays mapped while the
+                // caller holds a reference to it.
+                unsafe {
+                    flush::wb_lines(c.flush, m.addr + (first << m.line_shift), count, m.line)
+                };
+            }
+            n += count as u64;
+        });
+        flush::fence();
+        if !skip {
+            m.counters.lines_written_back.fetch_add(n, Relaxed);
+        }
+        if m.track == Track::Kernel && !m.kind.devdax {
+            kernel_msync(m, addr, len)?;
+        }
+        return Ok(());
+    }
+    if m.track == Track::Kernel {
+        // The kernel knows what is dirty: one msync of the range, explicit marks included.
+        m.index.clear(lo, hi);
+        return kernel_msync(m, addr, len);
+    }
+    let runs = &mut scratch.runs;
+    runs.clear();
+    m.index
+        .take(lo, hi, &mut |first, count| runs.push((first, count)));
+    let (Some(&(first, _)), Some(&(lf, lc))) = (runs.first(), runs.last()) else {
+        return Ok(());
+    };
+    let start = sys::page_down(m.addr + (first << m.line_shift));
+    let end = sys::page_up(m.addr + ((lf + lc) << m.line_shift)).min(sys::page_up(m.addr + m.len));
+    m.counters.msync_calls.fetch_add(1, Relaxed);
+    if let Err(e) = msync_hook(start, end - start) {
+        for &(f, c) in runs.iter() {
+            m.index.mark(f, f + c);
+        }
+        return Err(Error::new(e.errno, format!("dax_sync: {}", e.msg)));
+    }
+    m.counters
+        .lines_written_back
+        .fetch_add(runs.iter().map(|r| r.1 as u64).sum(), Relaxed);
+    Ok(())
+}
+
+fn kernel_msync(m: &Mapping, addr: usize, len: usize) -> Result<()> {
+    let start = sys::page_down(addr);
+    let end = sys::page_up(addr + len);
+    m.counters.msync_calls.fetch_add(1, Relaxed);
+    msync_hook(start, end - start).map_err(|e| Error::new(e.errno, format!("dax_sync: {}", e.msg)))
+}
+
+#[cfg(not(feature = "seam"))]
+fn msync_hook(addr: usize, len: usize) -> Result<()> {
+    sys::msync(addr, len, libc::MS_SYNC)
+}
+
+/// With the seam, a test can make msync fail (to prove failed syncs keep the bits).
+#[cfg(feature = "seam")]
+fn msync_hook(addr: usize, len: usize) -> Result<()> {
+    if let Some(errno) = crate::seam::msync_failure() {
+        return Err(Error::new(errno, "msync: injected failure"));
+    }
+    sys::msync(addr, len, libc::MS_SYNC)
+}
+
+/// Punch a hole in `[addr, addr+len)` of `m` (checked to lie inside it, len > 0): the
+/// dirty bits of lines wholly inside are dropped, partially covered lines at the edges
+/// are synced first, then `fallocate(PUNCH_HOLE|KEEP_SIZE)` and `fdatasync`, so the
+/// hole and the data around it are durable when this returns.
+pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    if m.kind.devdax {
+        return Err(Error::new(
+            libc::EOPNOTSUPP,
+            "dax_punch_hole: device DAX has no file to punch",
+        ));
+    }
+    let fd =
+        m.fd.as_ref()
+            .ok_or_else(|| Error::new(libc::EOPNOTSUPP, "dax_punch_hole: no file"))?
+            .as_raw_fd();
+    let end = addr + len;
+    let l = m.line;
+    let inner_lo = (addr + l - 1) & !(l - 1);
+    let inner_hi = end & !(l - 1);
+    // Edges first: the parts of the edge lines outside the hole must stay durable.
+    if addr & (l - 1) != 0 {
+        let e = addr & !(l - 1);
+        sync(m, e, l.min(m.addr + m.len - e))?;
+    }
+    if end & (l - 1) != 0 && inner_hi >= inner_lo.min(end) {
+        sync(m, inner_hi, l.min(m.addr + m.len - inner_hi))?;
+    }
+    if inner_lo < inner_hi {
+        let _g = m.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (lo, hi) = m.lines_of(inner_lo, inner_hi - inner_lo);
+        m.index.clear(lo, hi);
+    }
+    let off = m.offset + (addr - m.addr) as u64;
+    // SAFETY: fd is the mapping's own open descriptor.
+    let r = unsafe {
+        libc::fallocate(
+            fd,
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if r != 0 {
+        return Err(Error::last_os("dax_punch_hole: fallocate(PUNCH_HOLE)"));
+    }
+    // SAFETY: fd is open.
+    if unsafe { libc::fdatasync(fd) } != 0 {
+        return Err(Error::last_os("dax_punch_hole: fdatasync"));
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Raw system calls for the memory-management calls the preload library interposes
+//! (mmap, munmap, mremap, msync, mprotect, madvise): the core must reach the kernel,
+//! never its own hook, so it does not go through the libc symbols.
+
+use crate::error::{Error, Result};
+
+fn ret(r: libc::c_long, what: &str) -> Result<usize> {
+    if r < 0 && r > -4096 {
+        let e = std::io::Error::from_raw_os_error(-r as i32);
+        return Err(Error::new(-r as i32, format!("{what}: {e}")));
+    }
+    Ok(r as usize)
+}
+
+/// mmap(2). Returns the address.
+///
+/// # Safety
+/// As for mmap: with MAP_FIXED the range must be the caller's to replace.
+pub unsafe fn mmap(
+    addr: usize,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    fd: i32,
+    off: u64,
+) -> Result<usize> {
+    // SAFETY: forwarded from the caller.
+    let r = unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) };
+    ret(r, "mmap")
+}
+
+/// munmap(2).
+///
+/// # Safety
+/// The range must be the caller's and unused afterwards.
+pub unsafe fn munmap(addr: usize, len: usize) -> Result<()> {
+    // SAFETY: forwarded from the caller.
+    ret(
+        unsafe { libc::syscall(libc::SYS_munmap, addr, len) },
+        "munmap",
+    )
+    .map(|_| ())
+}
+
+/// msync(2). Safe: it never changes memory contents.
+pub fn msync(addr: usize, len: usize, flags: i32) -> Result<()> {
+    // SAFETY: msync only writes back / checks the range; a bad range gives an error.
+    ret(
+        unsafe { libc::syscall(libc::SYS_msync, addr, len, flags) },
+        "msync",
+    )
+    .map(|_| ())
+}
+
+/// mprotect(2).
+///
+/// # Safety
+/// Changing protection of memory in use by safe code may make it fault.
+pub unsafe fn mprotect(addr: usize, len: usize, prot: i32) -> Result<()> {
+    // SAFETY: forwarded from the caller.
+    ret(
+        unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) },
+        "mprotect",
+    )
+    .map(|_| ())
+}
+
+/// madvise(2).
+///
+/// # Safety
+/// Some advice (MADV_DONTNEED, MADV_REMOVE) discards memory contents.
+pub unsafe fn madvise(addr: usize, len: usize, advice: i32) -> Result<()> {
+    // SAFETY: forwarded from the caller.
+    ret(
+        unsafe { libc::syscall(libc::SYS_madvise, addr, len, advice) },
+        "madvise",
+    )
+    .map(|_| ())
+}
+
+pub(crate) const PAGE: usize = 4096;
+
+pub fn page_down(a: usize) -> usize {
+    a & !(PAGE - 1)
+}
+
+pub fn page_up(a: usize) -> usize {
+    (a + PAGE - 1) & !(PAGE - 1)
+}
