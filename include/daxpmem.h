@@ -141,23 +141,6 @@
 #define DAXPMEM_MEM_NOFLUSH 32
 
 /**
- * Flags of `daxpmem_memmove` / `daxpmem_memset`: the values of PMDK's `PMEM_F_MEM_*`.
- */
-#define MEM_NODRAIN (1 << 0)
-
-#define MEM_NONTEMPORAL (1 << 1)
-
-#define MEM_TEMPORAL (1 << 2)
-
-#define MEM_WC (1 << 3)
-
-#define MEM_WB (1 << 4)
-
-#define MEM_NOFLUSH (1 << 5)
-
-#define MEM_VALID ((1 << 6) - 1)
-
-/**
  * What `dax_map_t *` points to.
  */
 struct dax_map;
@@ -395,7 +378,8 @@ dax_map_t *dax_find(const void *addr);
 /**
  * 1 if all of [addr, addr+len) lies in daxpmem mappings that are pmem (see
  * dax_is_pmem), else 0; len 0 gives 0. PMEM_IS_PMEM_FORCE=1 / DAXPMEM_FORCE_PMEM=1
- * make it 1 and PMEM_IS_PMEM_FORCE=0 makes it 0 for every non-empty range.
+ * make it 1 and PMEM_IS_PMEM_FORCE=0 makes it 0 for every non-empty range; as in
+ * libpmem, PMEM_IS_PMEM_FORCE is read (with atoi) at the first call, not at load.
  */
 int dax_range_is_pmem(const void *addr, size_t len);
 
@@ -427,6 +411,29 @@ void *daxpmem_memmove(void *dst, const void *src, size_t len, unsigned int flags
  * Returns dst; NULL with errno EINVAL for unknown flags or a NULL/wrapping range.
  */
 void *daxpmem_memset(void *dst, int c, size_t len, unsigned int flags);
+
+/**
+ * Unmap [addr, addr+len) like munmap(2) (len rounded up to pages), keeping the
+ * registry true: daxpmem mappings wholly inside are released and their handles retired;
+ * mappings partly inside are split, and the parts outside stay mapped and registered
+ * under new handles (find them with dax_find), with their dirty lines. Dirty lines
+ * inside the range are dropped. Returns 0, or -1 with errno EINVAL (unaligned addr, len
+ * 0, wrapping range) or munmap's error.
+ */
+int dax_unmap_range(void *addr, size_t len);
+
+/**
+ * 1 if path names a device DAX character device (/dev/daxN.M), 0 if it names anything
+ * else, -1 with errno if it cannot be inspected (stat's errno; EINVAL for NULL).
+ */
+int dax_is_devdax(const char *path);
+
+/**
+ * Set this thread's dax_errormsg() text (truncated to 1023 bytes) without touching
+ * errno: for libraries layered on daxpmem (the libpmem compatibility library) that
+ * report their own errors through it. NULL sets the empty message.
+ */
+void dax_set_errormsg(const char *msg);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -290,6 +290,56 @@ fn env(key: &str) -> Option<String> {
     }
 }
 
+static IS_PMEM_FORCE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// libpmem's `PMEM_IS_PMEM_FORCE` as `pmem_is_pmem` reads it: on the first call (not at
+/// load, so a program may set it in main), parsed with atoi: 1 -> Some(true), 0 ->
+/// Some(false), anything else or unset -> None. `DAXPMEM_FORCE_PMEM=1` also gives
+/// Some(true).
+pub fn is_pmem_force() -> Option<bool> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let v = match IS_PMEM_FORCE.load(Relaxed) {
+        0 => {
+            let v = if env("DAXPMEM_FORCE_PMEM").as_deref() == Some("1") {
+                2
+            } else {
+                match env("PMEM_IS_PMEM_FORCE").map(|s| atoi(&s)) {
+                    Some(1) => 2,
+                    Some(0) => 3,
+                    _ => 1,
+                }
+            };
+            IS_PMEM_FORCE.store(v, Relaxed);
+            v
+        }
+        v => v,
+    };
+    match v {
+        2 => Some(true),
+        3 => Some(false),
+        _ => None,
+    }
+}
+
+/// C's atoi: leading white space, an optional sign, then digits (0 if none).
+pub fn atoi(s: &str) -> i64 {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut v: i64 = 0;
+    for b in t.bytes().take_while(u8::is_ascii_digit) {
+        v = v.saturating_mul(10).saturating_add((b - b'0') as i64);
+    }
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
 /// eADR: every `/sys/bus/nd/devices/region*/persistence_domain` reads `cpu_cache`
 /// (and there is at least one region). As libpmem's `pmem_has_auto_flush`.
 pub fn eadr_from_sysfs() -> bool {
@@ -458,6 +508,22 @@ mod tests {
         std::fs::write(d.join("region1").join("persistence_domain"), "cpu_cache").unwrap();
         assert_eq!(auto_flush_in(&d), Some(true));
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn atoi_is_c_atoi() {
+        for (s, v) in [
+            ("1", 1),
+            (" 1", 1),
+            ("01", 1),
+            ("1x", 1),
+            ("x1", 0),
+            ("", 0),
+            ("-1", -1),
+            ("+7z", 7),
+        ] {
+            assert_eq!(atoi(s), v, "{s:?}");
+        }
     }
 
     #[test]

@@ -57,9 +57,15 @@ thread_local! {
 
 /// Record `e` as this thread's last error and set errno.
 pub fn set_last(e: &Error) {
+    set_message(&e.msg);
+    set_errno(e.errno);
+}
+
+/// Set this thread's last message only.
+pub fn set_message(msg: &str) {
     let _ = LAST.try_with(|b| {
         if let Ok(mut b) = b.try_borrow_mut() {
-            let m = e.msg.as_bytes();
+            let m = msg.as_bytes();
             let n = m.len().min(MSG_MAX - 1);
             b[..n].copy_from_slice(&m[..n]);
             // A message never holds a NUL of its own: cut there if it does.
@@ -67,7 +73,6 @@ pub fn set_last(e: &Error) {
             b[n] = 0;
         }
     });
-    set_errno(e.errno);
 }
 
 /// Pointer to this thread's last message (empty string if none). Valid until this

@@ -503,19 +503,18 @@ pub extern "C" fn dax_find(addr: *const c_void) -> *mut dax_map_t {
 
 /// 1 if all of [addr, addr+len) lies in daxpmem mappings that are pmem (see
 /// dax_is_pmem), else 0; len 0 gives 0. PMEM_IS_PMEM_FORCE=1 / DAXPMEM_FORCE_PMEM=1
-/// make it 1 and PMEM_IS_PMEM_FORCE=0 makes it 0 for every non-empty range.
+/// make it 1 and PMEM_IS_PMEM_FORCE=0 makes it 0 for every non-empty range; as in
+/// libpmem, PMEM_IS_PMEM_FORCE is read (with atoi) at the first call, not at load.
 #[no_mangle]
 pub extern "C" fn dax_range_is_pmem(addr: *const c_void, len: size_t) -> c_int {
     guard(0, || {
         if len == 0 {
             return Ok(0);
         }
-        let c = cpu::config();
-        if c.force_not_pmem {
-            return Ok(0);
-        }
-        if c.force_pmem {
-            return Ok(1);
+        match cpu::is_pmem_force() {
+            Some(true) => return Ok(1),
+            Some(false) => return Ok(0),
+            None => {}
         }
         Ok(registry::covered_by(addr as usize, len, &|m| m.pmem) as c_int)
     })
@@ -605,4 +604,58 @@ pub extern "C" fn daxpmem_memset(
         unsafe { pmem::memset_flags(dst.cast(), c as u8, len, flags)? };
         Ok(dst)
     })
+}
+
+/// Unmap [addr, addr+len) like munmap(2) (len rounded up to pages), keeping the
+/// registry true: daxpmem mappings wholly inside are released and their handles retired;
+/// mappings partly inside are split, and the parts outside stay mapped and registered
+/// under new handles (find them with dax_find), with their dirty lines. Dirty lines
+/// inside the range are dropped. Returns 0, or -1 with errno EINVAL (unaligned addr, len
+/// 0, wrapping range) or munmap's error.
+#[no_mangle]
+pub extern "C" fn dax_unmap_range(addr: *mut c_void, len: size_t) -> c_int {
+    guard(-1, || handle::unmap_range(addr as usize, len).map(|_| 0))
+}
+
+/// 1 if path names a device DAX character device (/dev/daxN.M), 0 if it names anything
+/// else, -1 with errno if it cannot be inspected (stat's errno; EINVAL for NULL).
+#[no_mangle]
+pub extern "C" fn dax_is_devdax(path: *const c_char) -> c_int {
+    guard(-1, || {
+        let p = cstr(path, "dax_is_devdax")?;
+        // SAFETY: an all-zero stat is a valid out-buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: p is NUL-terminated; st is a valid out-pointer.
+        if unsafe { libc::stat(p.as_ptr(), &mut st) } != 0 {
+            return Err(Error::last_os(format!(
+                "dax_is_devdax: stat {}",
+                p.to_string_lossy()
+            )));
+        }
+        Ok(
+            (st.st_mode & libc::S_IFMT == libc::S_IFCHR && map::devdax_geometry(&st).is_some())
+                as c_int,
+        )
+    })
+}
+
+/// Set this thread's dax_errormsg() text (truncated to 1023 bytes) without touching
+/// errno: for libraries layered on daxpmem (the libpmem compatibility library) that
+/// report their own errors through it. NULL sets the empty message.
+#[no_mangle]
+pub extern "C" fn dax_set_errormsg(msg: *const c_char) {
+    let saved = error::errno();
+    guard((), || {
+        let text = if msg.is_null() {
+            String::new()
+        } else {
+            // SAFETY: non-NULL and, per the C contract, NUL-terminated.
+            unsafe { CStr::from_ptr(msg) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        error::set_message(&text);
+        Ok(())
+    });
+    error::set_errno(saved);
 }

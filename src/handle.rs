@@ -101,3 +101,55 @@ pub fn find(addr: usize) -> Option<*mut Handle> {
     let h = m.handle.load(SeqCst);
     (!h.is_null()).then_some(h)
 }
+
+/// Unmap `[addr, addr+len)` (len rounded up to pages), whatever daxpmem mappings it
+/// touches, like munmap: mappings wholly inside are released (their handles retired),
+/// mappings partly inside are split and the parts outside stay registered under new
+/// handles (with their dirty lines), then the range is unmapped. Dirty lines inside the
+/// range are dropped, as by dax_unmap.
+pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
+    if len == 0 || !addr.is_multiple_of(crate::sys::PAGE) {
+        return Err(Error::inval(format!(
+            "dax_unmap_range: {addr:#x}+{len}: the address must be page-aligned and the length non-zero"
+        )));
+    }
+    let end = addr
+        .checked_add(len)
+        .map(crate::sys::page_up)
+        .filter(|&e| e != 0)
+        .ok_or_else(|| Error::inval("dax_unmap_range: the range wraps around"))?;
+    let mut hit: Vec<Arc<Mapping>> = vec![];
+    registry::scan(&mut |m| {
+        if m.addr < end && addr < m.addr + m.len {
+            let p = m as *const Mapping;
+            // SAFETY: p is a live registered Arc<Mapping> (see registry::scan).
+            unsafe {
+                Arc::increment_strong_count(p);
+                hit.push(Arc::from_raw(p));
+            }
+        }
+        false
+    });
+    for m in hit {
+        let _lock = m.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pieces = vec![];
+        if m.addr < addr {
+            pieces.push(m.piece(m.addr, addr - m.addr)?);
+        }
+        if end < m.addr + m.len {
+            pieces.push(m.piece(end, m.addr + m.len - end)?);
+        }
+        // The pieces own their parts now; the old mapping owns nothing.
+        m.owns_memory.store(false, SeqCst);
+        for p in pieces {
+            new(p)?;
+        }
+        let h = m.handle.load(SeqCst);
+        drop(_lock);
+        drop(m);
+        // SAFETY: h is the live handle of a registered mapping.
+        unsafe { unmap(h)? };
+    }
+    // SAFETY: like munmap(2): the caller gives up the range.
+    unsafe { crate::sys::munmap(addr, end - addr) }
+}

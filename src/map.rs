@@ -109,6 +109,9 @@ pub struct Mapping {
     pub sync_lock: Mutex<SyncScratch>,
     /// The C handle of this mapping (set once by handle::new).
     pub handle: std::sync::atomic::AtomicPtr<crate::handle::Handle>,
+    /// Whether dropping the mapping unmaps its memory (false once its range was handed
+    /// to the pieces of a split, or unmapped by the caller).
+    pub owns_memory: std::sync::atomic::AtomicBool,
 }
 
 /// Scratch space reused by the syncs of a mapping (under `sync_lock`).
@@ -154,9 +157,11 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: the mapping is ours and no handle or registry entry refers to it any
-        // more (this is the last reference).
-        let _ = unsafe { sys::munmap(self.addr, self.len) };
+        if self.owns_memory.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: the mapping is ours and no handle or registry entry refers to it
+            // any more (this is the last reference).
+            let _ = unsafe { sys::munmap(self.addr, self.len) };
+        }
     }
 }
 
@@ -480,6 +485,7 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
         counters: Counters::default(),
         sync_lock: Mutex::new(SyncScratch::default()),
         handle: Default::default(),
+        owns_memory: std::sync::atomic::AtomicBool::new(true),
     })
 }
 
@@ -615,5 +621,40 @@ impl Mapping {
             unsafe { (dst as *mut u8).write_bytes(val, len) };
             self.mark(dst, len);
         }
+    }
+}
+
+impl Mapping {
+    /// A new mapping for `[addr, addr+len)`, a page-aligned part of this one, that adopts
+    /// the memory and takes over the dirty lines there. Used to split a mapping.
+    pub fn piece(&self, addr: usize, len: usize) -> Result<Mapping> {
+        let fd = match &self.fd {
+            Some(f) => Some(
+                f.try_clone()
+                    .map_err(|e| Error::from_io("splitting a mapping: dup", &e))?,
+            ),
+            None => None,
+        };
+        let index = DirtyIndex::new(len.div_ceil(self.line))
+            .map_err(|e| Error::from_io("splitting a mapping: dirty index", &e))?;
+        let (lo, hi) = self.lines_of(addr, len);
+        self.index
+            .take(lo, hi, &mut |f, n| index.mark(f - lo, f - lo + n));
+        Ok(Mapping {
+            addr,
+            len,
+            offset: self.offset + (addr - self.addr) as u64,
+            fd,
+            kind: self.kind,
+            pmem: self.pmem,
+            line: self.line,
+            line_shift: self.line_shift,
+            index,
+            track: self.track,
+            counters: Counters::default(),
+            sync_lock: Mutex::new(SyncScratch::default()),
+            handle: Default::default(),
+            owns_memory: std::sync::atomic::AtomicBool::new(true),
+        })
     }
 }

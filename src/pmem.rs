@@ -98,13 +98,13 @@ pub unsafe fn memcpy_to_pmem(dst: *mut u8, src: *const u8, len: usize) -> Result
 }
 
 /// Flags of `daxpmem_memmove` / `daxpmem_memset`: the values of PMDK's `PMEM_F_MEM_*`.
-pub const MEM_NODRAIN: u32 = 1 << 0;
-pub const MEM_NONTEMPORAL: u32 = 1 << 1;
-pub const MEM_TEMPORAL: u32 = 1 << 2;
-pub const MEM_WC: u32 = 1 << 3;
-pub const MEM_WB: u32 = 1 << 4;
-pub const MEM_NOFLUSH: u32 = 1 << 5;
-pub const MEM_VALID: u32 = (1 << 6) - 1;
+pub(crate) const MEM_NODRAIN: u32 = 1 << 0;
+pub(crate) const MEM_NONTEMPORAL: u32 = 1 << 1;
+pub(crate) const MEM_TEMPORAL: u32 = 1 << 2;
+pub(crate) const MEM_WC: u32 = 1 << 3;
+pub(crate) const MEM_WB: u32 = 1 << 4;
+pub(crate) const MEM_NOFLUSH: u32 = 1 << 5;
+pub(crate) const MEM_VALID: u32 = (1 << 6) - 1;
 
 fn mem_config(what: &str, flags: u32) -> Result<cpu::Config> {
     if flags & !MEM_VALID != 0 {

@@ -12,6 +12,9 @@ pub enum Event {
     Line(usize),
     /// An SFENCE.
     Fence,
+    /// A sync finished its work, still holding the mapping's sync lock, at this tick of
+    /// the seam clock.
+    SyncEnd(u64),
 }
 
 thread_local! {
@@ -59,6 +62,24 @@ pub(crate) fn fence() {
 }
 
 use std::sync::atomic::{AtomicI32, Ordering};
+
+static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The seam clock: one global, strictly increasing tick per call.
+pub fn tick() -> u64 {
+    CLOCK.fetch_add(1, Ordering::SeqCst)
+}
+
+pub(crate) fn sync_end() {
+    let t = tick();
+    let _ = LOG.try_with(|l| {
+        if let Ok(mut g) = l.try_borrow_mut() {
+            if let Some(v) = g.as_mut() {
+                v.push(Event::SyncEnd(t));
+            }
+        }
+    });
+}
 
 static MSYNC_FAIL: AtomicI32 = AtomicI32::new(0);
 

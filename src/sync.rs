@@ -4,7 +4,7 @@
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::flush;
-use crate::map::{Mapping, Track};
+use crate::map::{Mapping, SyncScratch, Track};
 use crate::sys;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -15,6 +15,13 @@ use std::sync::atomic::Ordering::Relaxed;
 /// are marked again.
 pub fn sync(m: &Mapping, addr: usize, len: usize) -> Result<()> {
     let mut scratch = m.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let r = sync_locked(m, addr, len, &mut scratch);
+    #[cfg(feature = "seam")]
+    crate::seam::sync_end();
+    r
+}
+
+fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) -> Result<()> {
     m.counters.syncs.fetch_add(1, Relaxed);
     crate::track::collect(m, addr, len)?;
     let (lo, hi) = m.lines_of(addr, len);
