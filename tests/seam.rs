@@ -129,7 +129,7 @@ enum Ev {
     },
 }
 
-/// >= 10^6 random mark/write/sync operations from 2 threads on one mapping. Every line
+/// At least 10^6 random mark/write/sync operations from 2 threads on one mapping. Every line
 /// marked before a sync began is written back by a sync that ends after that write
 /// began and no later than the sync in question (end ticks are taken inside the sync,
 /// under its lock); no sync writes a line back twice; each sync's
