@@ -25,10 +25,10 @@ TPREFIX := $(TMP)/prefix
 TBIN    := $(TMP)/c-tests
 PKGENV   = PKG_CONFIG_PATH=$(TPREFIX)/lib/pkgconfig
 CWARN   := -Wall -Wextra -Werror -pedantic
-CTESTS  := test_flush test_map
+CTESTS  := test_flush test_map test_dax
 
 .PHONY: all build install uninstall test test-rust check-symbols check-header c-tests \
-        demo bench test-dax header clean tmp-install
+        demo bench test-dax header clean tmp-install c-tests-build
 
 all: build
 
@@ -95,6 +95,20 @@ demo: tmp-install
 	$(CC) -std=c11 $(CWARN) -O2 -o $(TMP)/demo examples/demo.c $$($(PKGENV) pkg-config --cflags --libs daxpmem) \
 	    -Wl,-rpath,$$($(PKGENV) pkg-config --variable=libdir daxpmem)
 	$(TMP)/demo $${DEMO_DIR:-/dev/shm}
+
+# The C tests inside a QEMU guest with a real fsdax filesystem (c-tests/daxvm/README.md).
+test-dax: c-tests-build
+	rm -rf $(TMP)/dax-suite && mkdir -p $(TMP)/dax-suite/lib
+	cp $(foreach t,$(CTESTS),$(TBIN)/$(t)_c) $(TPREFIX)/bin/daxpmem-info $(TMP)/dax-suite/
+	cp -P $(TPREFIX)/lib/libdaxpmem.so* $(TMP)/dax-suite/lib/
+	cp c-tests/dax-suite.sh $(TMP)/dax-suite/suite.sh
+	c-tests/daxvm/run-suite.sh --timeout $${DAXVM_TIMEOUT:-900} $(TMP)/dax-suite
+
+# Benchmarks against PMDK's libpmem (Debian libpmem-dev), printed as ratios.
+bench: build
+	$(MAKE) -C bench bench_pmem bench_sync
+	bench/bench_pmem $${BENCH_ARGS:---quick}
+	DAXPMEM_FORCE_PMEM=1 bench/bench_sync $${BENCH_ARGS:---quick}
 
 clean:
 	$(CARGO) clean

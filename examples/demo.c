@@ -3,6 +3,7 @@
  * instruction, line size, whether the mapping is pmem, records/s and lines written back.
  *
  * usage: demo [DIR]   (default /dev/shm) */
+#define _POSIX_C_SOURCE 200809L
 #include <daxpmem.h>
 #include <stdint.h>
 #include <stdio.h>

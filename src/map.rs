@@ -379,12 +379,14 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
             "{name}: offset {offset} is not a multiple of the page size"
         )));
     }
-    let track = Track::from_flags(flags)?;
+    let requested = Track::from_flags(flags)?;
     let raw = fd.as_raw_fd();
     let st = fstat(&fd, name)?;
     let devdax = st.st_mode & libc::S_IFMT == libc::S_IFCHR && devdax_geometry(&st).is_some();
     let file_dax = devdax || file_is_dax(raw) == Some(true);
     let map_sync = !devdax && map_sync_works(raw, offset);
+    let track = crate::track::resolve(requested, file_dax || map_sync)
+        .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
 
     // Reserve len + 2 alignments of address space, then place the file so that the
     // address is congruent to the file offset modulo the alignment (PMD faults need both).

@@ -28,8 +28,16 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     if m.pmem {
         let c = cpu::config();
         let skip = c.skip_writeback();
+        // Take every bit first, write back afterwards: CLWB and CLFLUSHOPT are ordered
+        // against locked read-modify-write instructions, so interleaving them with the
+        // index's atomic swaps would wait for each write-back in turn (measured: 150 ns
+        // more per random line). The runs are kept in the mapping's scratch buffer.
+        let runs = &mut scratch.runs;
+        runs.clear();
+        m.index
+            .take(lo, hi, &mut |first, count| runs.push((first, count)));
         let mut n = 0u64;
-        m.index.take(lo, hi, &mut |first, count| {
+        for &(first, count) in runs.iter() {
             if !skip {
                 // SAFETY: the lines lie inside the mapping, which stays mapped while the
                 // caller holds a reference to it.
@@ -38,7 +46,7 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
                 };
             }
             n += count as u64;
-        });
+        }
         flush::fence();
         if !skip {
             m.counters.lines_written_back.fetch_add(n, Relaxed);

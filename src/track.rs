@@ -5,10 +5,17 @@ use crate::error::{Error, Result};
 use crate::map::{Mapping, Track};
 
 /// The mode a mapping will really use for `requested`.
-pub fn resolve(requested: Track, _file_dax: bool) -> Result<Track> {
+pub fn resolve(requested: Track, file_dax: bool) -> Result<Track> {
     match requested {
         Track::Explicit | Track::Kernel => Ok(requested),
+        // No user-space tracker is proven lossless yet (see docs/mprotect-on-dax.md): the
+        // kernel's own tracking is always correct, on DAX too.
         Track::Auto => Ok(Track::Kernel),
+        Track::Uffd if file_dax => Err(Error::new(
+            libc::EOPNOTSUPP,
+            "DAX_TRACK_UFFD is refused on a DAX mapping: userfaultfd write-protect loses \
+             writes and can hang the faulting thread on fsdax (see docs)",
+        )),
         Track::Mprotect | Track::Uffd => Err(Error::new(
             libc::EOPNOTSUPP,
             format!(
