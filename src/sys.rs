@@ -4,12 +4,27 @@
 
 use crate::error::{Error, Result};
 
+/// glibc's syscall(2) returns -1 and sets errno on failure (it does not return -errno).
 fn ret(r: libc::c_long, what: &str) -> Result<usize> {
-    if r < 0 && r > -4096 {
-        let e = std::io::Error::from_raw_os_error(-r as i32);
-        return Err(Error::new(-r as i32, format!("{what}: {e}")));
+    if r == -1 {
+        let e = std::io::Error::last_os_error();
+        let n = e.raw_os_error().unwrap_or(libc::EIO);
+        return Err(Error::new(n, format!("{what}: {e}")));
     }
     Ok(r as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn failures_carry_the_kernels_errno() {
+        // An unaligned munmap is EINVAL, an msync of an unmapped range ENOMEM.
+        // SAFETY: an unaligned munmap fails without touching anything.
+        let e = unsafe { super::munmap(1, 4096) }.unwrap_err();
+        assert_eq!(e.errno, libc::EINVAL);
+        let e = super::msync(0x1000, 4096, libc::MS_SYNC).unwrap_err();
+        assert_eq!(e.errno, libc::ENOMEM);
+    }
 }
 
 /// mmap(2). Returns the address.
