@@ -112,3 +112,10 @@ bench: build
 
 clean:
 	$(CARGO) clean
+
+# The libpmem compatibility library (libpmem.so.1 over libdaxpmem.so.0): compat/README.md.
+include compat/compat.mk
+install: compat-install
+uninstall: compat-uninstall
+test: compat-test
+bench: compat-bench
