@@ -14,18 +14,6 @@ fn ret(r: libc::c_long, what: &str) -> Result<usize> {
     Ok(r as usize)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn failures_carry_the_kernels_errno() {
-        // An unaligned munmap is EINVAL, an msync of an unmapped range ENOMEM.
-        // SAFETY: an unaligned munmap fails without touching anything.
-        let e = unsafe { super::munmap(1, 4096) }.unwrap_err();
-        assert_eq!(e.errno, libc::EINVAL);
-        let e = super::msync(0x1000, 4096, libc::MS_SYNC).unwrap_err();
-        assert_eq!(e.errno, libc::ENOMEM);
-    }
-}
 
 /// mmap(2). Returns the address.
 ///
@@ -101,4 +89,17 @@ pub fn page_down(a: usize) -> usize {
 
 pub fn page_up(a: usize) -> usize {
     (a + PAGE - 1) & !(PAGE - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn failures_carry_the_kernels_errno() {
+        // An unaligned munmap is EINVAL, an msync of an unmapped range ENOMEM.
+        // SAFETY: an unaligned munmap fails without touching anything.
+        let e = unsafe { super::munmap(1, 4096) }.unwrap_err();
+        assert_eq!(e.errno, libc::EINVAL);
+        let e = super::msync(0x1000, 4096, libc::MS_SYNC).unwrap_err();
+        assert_eq!(e.errno, libc::ENOMEM);
+    }
 }
