@@ -8,6 +8,7 @@
 #include <daxpmem.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -258,9 +259,56 @@ static void punch(void) {
     free(got);
 }
 
+/* A mapping the program made itself, adopted; then forgotten again. */
+static void adopt(void) {
+    const char *p = path("adopt");
+    unlink(p);
+    int fd = open(p, O_RDWR | O_CREAT, 0644);
+    CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
+    unsigned char *a = (unsigned char *)mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(a != MAP_FAILED);
+    CHECK_ERR(dax_adopt(a + 1, 4096, fd, 0, 0), (dax_map_t *)NULL, EINVAL);
+    CHECK_ERR(dax_adopt(a, 4096, fd, 100, 0), (dax_map_t *)NULL, EINVAL);
+    CHECK_ERR(dax_adopt(a, 4096, -1, 0, 0), (dax_map_t *)NULL, EBADF);
+    dax_map_t *m = dax_adopt(a, 1 << 20, fd, 0, 0);
+    CHECK(m != NULL);
+    close(fd);
+    if (!m) return;
+    CHECK(dax_find(a + 12345) == m && dax_addr(m) == a && dax_len(m) == (size_t)1 << 20);
+    CHECK_ERR(dax_adopt(a + 4096, 4096, 0, 0, 0), (dax_map_t *)NULL, EEXIST);
+    a[70000] = 99;
+    CHECK(dax_mark_dirty(m, a + 70000, 1) == 0);
+    CHECK(dax_sync(m, NULL, 0) == 0);
+    CHECK(stats(m).msync_calls == (dax_is_pmem(m) ? 0u : 1u));
+    CHECK(dax_forget(m) == 0);
+    CHECK_ERR(dax_find(a), (dax_map_t *)NULL, ENOENT);
+    a[0] = 1; /* still mapped: the program's again */
+    CHECK(munmap(a, 1 << 20) == 0);
+    /* dax_unmap_range: the middle of a dax_map mapping; the outer parts stay usable */
+    m = dax_map(p, 1 << 20, 0, 0);
+    CHECK(m != NULL);
+    if (!m) return;
+    a = (unsigned char *)dax_addr(m);
+    a[0] = 5;
+    CHECK(dax_mark_dirty(m, a, 1) == 0);
+    CHECK(dax_unmap_range(a + 4096, 8192) == 0);
+    dax_map_t *lo = dax_find(a), *hi = dax_find(a + 12288);
+    CHECK(lo != NULL && hi != NULL && lo != hi);
+    CHECK(dax_find(a + 4096) == NULL);
+    CHECK(lo && dax_len(lo) == 4096 && stats(lo).dirty_lines == 1);
+    CHECK(lo && dax_sync(lo, NULL, 0) == 0);
+    CHECK(hi && dax_len(hi) == (1u << 20) - 12288);
+    CHECK_ERR(dax_unmap_range(a + 1, 4096), -1, EINVAL);
+    CHECK_ERR(dax_sync(m, NULL, 0), -1, EBADF); /* the split retired the old handle */
+    if (lo) CHECK(dax_unmap(lo) == 0);
+    if (hi) CHECK(dax_unmap(hi) == 0);
+    unlink(p);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
     bad_input();
+    adopt();
     sync_paths();
     punch();
     return check_done("test_map");

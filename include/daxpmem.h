@@ -141,6 +141,11 @@
 #define DAXPMEM_MEM_NOFLUSH 32
 
 /**
+ * dax_adopt(): the range was mapped with MAP_SHARED_VALIDATE|MAP_SYNC.
+ */
+#define DAX_ADOPT_MAP_SYNC 65536
+
+/**
  * What `dax_map_t *` points to.
  */
 struct dax_map;
@@ -434,6 +439,25 @@ int dax_is_devdax(const char *path);
  * report their own errors through it. NULL sets the empty message.
  */
 void dax_set_errormsg(const char *msg);
+
+/**
+ * Adopt a shared, writable mapping the caller made with mmap(2): [addr, addr+len)
+ * maps `fd` at `offset`. Afterwards it is a daxpmem mapping like one from dax_map():
+ * dax_find() finds it, dax_sync() syncs it (user-space write-back if it is pmem, else
+ * msync), and dax_unmap() unmaps it. Pass DAX_ADOPT_MAP_SYNC if it was mapped with
+ * MAP_SYNC (the library cannot tell), plus one DAX_TRACK_* mode. The library keeps a
+ * duplicate of fd. Returns a handle, or NULL with errno EINVAL (unaligned or NULL addr,
+ * len 0, unaligned offset, unknown flags, not a regular file or device DAX), EBADF,
+ * EACCES (fd not open read-write), EEXIST (the range overlaps a daxpmem mapping).
+ */
+dax_map_t *dax_adopt(void *addr, size_t len, int fd, off_t offset, unsigned int flags);
+
+/**
+ * Drop a mapping from daxpmem without unmapping it: the handle is retired, the dirty
+ * index discarded (sync first if it matters), and the memory stays mapped and becomes
+ * the caller's again. Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
+ */
+int dax_forget(dax_map_t *m);
 
 #ifdef __cplusplus
 }  // extern "C"

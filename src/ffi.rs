@@ -659,3 +659,68 @@ pub extern "C" fn dax_set_errormsg(msg: *const c_char) {
     });
     error::set_errno(saved);
 }
+
+/// dax_adopt(): the range was mapped with MAP_SHARED_VALIDATE|MAP_SYNC.
+pub const DAX_ADOPT_MAP_SYNC: c_uint = 0x10000;
+
+/// Adopt a shared, writable mapping the caller made with mmap(2): [addr, addr+len)
+/// maps `fd` at `offset`. Afterwards it is a daxpmem mapping like one from dax_map():
+/// dax_find() finds it, dax_sync() syncs it (user-space write-back if it is pmem, else
+/// msync), and dax_unmap() unmaps it. Pass DAX_ADOPT_MAP_SYNC if it was mapped with
+/// MAP_SYNC (the library cannot tell), plus one DAX_TRACK_* mode. The library keeps a
+/// duplicate of fd. Returns a handle, or NULL with errno EINVAL (unaligned or NULL addr,
+/// len 0, unaligned offset, unknown flags, not a regular file or device DAX), EBADF,
+/// EACCES (fd not open read-write), EEXIST (the range overlaps a daxpmem mapping).
+#[no_mangle]
+pub extern "C" fn dax_adopt(
+    addr: *mut c_void,
+    len: size_t,
+    fd: c_int,
+    offset: off_t,
+    flags: c_uint,
+) -> *mut dax_map_t {
+    guard(std::ptr::null_mut(), || {
+        if offset < 0 {
+            return Err(Error::inval(format!("dax_adopt: negative offset {offset}")));
+        }
+        let a = addr as usize;
+        if let Some(end) = a.checked_add(len) {
+            let mut overlap = false;
+            registry::scan(&mut |m| {
+                overlap = m.addr < end && a < m.addr + m.len;
+                overlap
+            });
+            if overlap {
+                return Err(Error::new(
+                    libc::EEXIST,
+                    format!("dax_adopt: {addr:?}+{len} overlaps a daxpmem mapping"),
+                ));
+            }
+        }
+        let own = map::dup_fd(fd)?;
+        let sync = flags & DAX_ADOPT_MAP_SYNC != 0;
+        finish_map(map::adopt(
+            a,
+            len,
+            own,
+            offset as u64,
+            flags & !DAX_ADOPT_MAP_SYNC,
+            sync,
+        )?)
+    })
+}
+
+/// Drop a mapping from daxpmem without unmapping it: the handle is retired, the dirty
+/// index discarded (sync first if it matters), and the memory stays mapped and becomes
+/// the caller's again. Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
+#[no_mangle]
+pub extern "C" fn dax_forget(m: *mut dax_map_t) -> c_int {
+    guard(-1, || {
+        // SAFETY: m is NULL or a handle from dax_map; handle::get checks it.
+        let map = unsafe { handle::get(m, "dax_forget") }?;
+        map.owns_memory
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: as above.
+        unsafe { handle::unmap(m) }.map(|_| 0)
+    })
+}

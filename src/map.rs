@@ -450,35 +450,40 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
         return Err(Error::new(e.errno, format!("{name}: {}", e.msg)));
     }
     trim(true);
+    let kind = Kind {
+        map_sync,
+        devdax,
+        file_dax,
+        forced: false,
+    };
+    build(addr, len, offset, fd, kind, track, name).inspect_err(|_| {
+        // SAFETY: the mapping was made just above and nothing else knows it.
+        let _ = unsafe { sys::munmap(addr, len) };
+    })
+}
+
+/// The Mapping for memory already mapped at [addr, addr+len).
+fn build(
+    addr: usize,
+    len: usize,
+    offset: u64,
+    fd: OwnedFd,
+    mut kind: Kind,
+    track: Track,
+    name: &str,
+) -> Result<Mapping> {
     let c = cpu::config();
-    let pmem = if c.force_not_pmem {
-        false
-    } else {
-        map_sync || devdax || c.force_pmem
-    };
-    let nlines = len.div_ceil(c.line);
-    let index = match DirtyIndex::new(nlines) {
-        Ok(i) => i,
-        Err(e) => {
-            // SAFETY: the mapping was made just above and nothing else knows it.
-            let _ = unsafe { sys::munmap(addr, len) };
-            return Err(Error::from_io(
-                format!("{name}: allocating the dirty index"),
-                &e,
-            ));
-        }
-    };
+    let real = kind.map_sync || kind.devdax;
+    let pmem = !c.force_not_pmem && (real || c.force_pmem);
+    kind.forced = c.force_pmem && !real;
+    let index = DirtyIndex::new(len.div_ceil(c.line))
+        .map_err(|e| Error::from_io(format!("{name}: allocating the dirty index"), &e))?;
     Ok(Mapping {
         addr,
         len,
         offset,
         fd: Some(fd),
-        kind: Kind {
-            map_sync,
-            devdax,
-            file_dax,
-            forced: c.force_pmem && !(map_sync || devdax),
-        },
+        kind,
         pmem,
         line: c.line,
         line_shift: c.line.trailing_zeros(),
@@ -489,6 +494,50 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
         handle: Default::default(),
         owns_memory: std::sync::atomic::AtomicBool::new(true),
     })
+}
+
+/// Adopt a shared mapping the caller made: [addr, addr+len) maps `fd` (our own
+/// duplicate) at `offset`; `mapped_sync` says whether it was mapped with MAP_SYNC.
+/// The mapping becomes the library's: dax_unmap will unmap it.
+pub fn adopt(
+    addr: usize,
+    len: usize,
+    fd: OwnedFd,
+    offset: u64,
+    flags: u32,
+    mapped_sync: bool,
+) -> Result<Mapping> {
+    let name = "dax_adopt";
+    if addr == 0 || !addr.is_multiple_of(sys::PAGE) || len == 0 || addr.checked_add(len).is_none() {
+        return Err(Error::inval(format!(
+            "{name}: {addr:#x}+{len}: needs a page-aligned, non-NULL address and a length that does not wrap"
+        )));
+    }
+    if !offset.is_multiple_of(sys::PAGE as u64) {
+        return Err(Error::inval(format!(
+            "{name}: offset {offset} is not a multiple of the page size"
+        )));
+    }
+    if flags & !(TRACK_MASK | POPULATE) != 0 {
+        return Err(Error::inval(format!("{name}: unknown flags {flags:#x}")));
+    }
+    let st = fstat(&fd, name)?;
+    let devdax = st.st_mode & libc::S_IFMT == libc::S_IFCHR && devdax_geometry(&st).is_some();
+    if !devdax && st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::inval(format!(
+            "{name}: not a regular file or device DAX"
+        )));
+    }
+    let file_dax = devdax || file_is_dax(fd.as_raw_fd()) == Some(true);
+    let track = crate::track::resolve(Track::from_flags(flags)?, file_dax || mapped_sync)
+        .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
+    let kind = Kind {
+        map_sync: mapped_sync && !devdax,
+        devdax,
+        file_dax,
+        forced: false,
+    };
+    build(addr, len, offset, fd, kind, track, name)
 }
 
 /// Duplicate a caller's fd (close-on-exec) so the mapping keeps its own.

@@ -14,7 +14,6 @@ fn ret(r: libc::c_long, what: &str) -> Result<usize> {
     Ok(r as usize)
 }
 
-
 /// mmap(2). Returns the address.
 ///
 /// # Safety
