@@ -146,6 +146,27 @@
 #define DAX_ADOPT_MAP_SYNC 65536
 
 /**
+ * daxpmem_counter(): msync calls seen by the preload library.
+ */
+#define DAXPMEM_COUNTER_MSYNC_SEEN 0
+
+/**
+ * daxpmem_counter(): msync calls the preload library handled in user space.
+ */
+#define DAXPMEM_COUNTER_MSYNC_USER 1
+
+/**
+ * daxpmem_counter(): msync calls the preload library passed to the kernel.
+ */
+#define DAXPMEM_COUNTER_MSYNC_KERNEL 2
+
+/**
+ * daxpmem_counter(): lines written back by every dax_sync in the process (kept by the
+ * core; adding to it is refused).
+ */
+#define DAXPMEM_COUNTER_LINES_WRITTEN_BACK 3
+
+/**
  * What `dax_map_t *` points to.
  */
 struct dax_map;
@@ -458,6 +479,14 @@ dax_map_t *dax_adopt(void *addr, size_t len, int fd, off_t offset, unsigned int 
  * the caller's again. Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
  */
 int dax_forget(dax_map_t *m);
+
+/**
+ * Process-wide counters kept by the core for the libraries layered on it (they hold no
+ * state of their own): adds n to counter `id` and returns the new value (n = 0 reads
+ * it). Returns UINT64_MAX with errno EINVAL for an unknown id or an add to a counter the
+ * core keeps itself. Lock-free and async-signal-safe.
+ */
+uint64_t daxpmem_counter(unsigned int id, uint64_t n);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,7 +6,29 @@ use crate::error::{Error, Result};
 use crate::flush;
 use crate::map::{Mapping, SyncScratch, Track};
 use crate::sys;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Process-wide counters (see `daxpmem_counter` in the C API): msync calls seen, handled
+/// in user space and passed to the kernel by the preload library, and lines written
+/// back by every sync.
+static COUNTERS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+const LINES: usize = 3;
+
+/// Add `n` to counter `id` and return the new value.
+pub fn counter(id: u32, n: u64) -> Result<u64> {
+    let i = id as usize;
+    if i >= COUNTERS.len() || (i == LINES && n != 0) {
+        return Err(Error::inval(format!(
+            "daxpmem_counter: no counter {id} to add to"
+        )));
+    }
+    Ok(COUNTERS[i].fetch_add(n, Relaxed).wrapping_add(n))
+}
+
+fn count_lines(m: &Mapping, n: u64) {
+    m.counters.lines_written_back.fetch_add(n, Relaxed);
+    COUNTERS[LINES].fetch_add(n, Relaxed);
+}
 
 /// Sync `[addr, addr+len)` of `m` (already checked to lie inside it).
 ///
@@ -49,7 +71,7 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
         }
         flush::fence();
         if !skip {
-            m.counters.lines_written_back.fetch_add(n, Relaxed);
+            count_lines(m, n);
         }
         if m.track == Track::Kernel && !m.kind.devdax {
             kernel_msync(m, addr, len)?;
@@ -77,9 +99,7 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
         }
         return Err(Error::new(e.errno, format!("dax_sync: {}", e.msg)));
     }
-    m.counters
-        .lines_written_back
-        .fetch_add(runs.iter().map(|r| r.1 as u64).sum(), Relaxed);
+    count_lines(m, runs.iter().map(|r| r.1 as u64).sum());
     Ok(())
 }
 
