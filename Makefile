@@ -6,6 +6,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=   (make uninstall removes it again)
 #   make bench      benchmarks against PMDK's libpmem, as ratios
 #   make test-dax   the C tests inside a QEMU guest with a real fsdax filesystem
+#   make bench-dax  the sync benchmark in that guest; make test-devdax: device DAX
 #   make header     regenerate include/daxpmem.h from src/ffi.rs (cbindgen)
 
 PREFIX     ?= /usr/local
@@ -25,7 +26,7 @@ TPREFIX := $(TMP)/prefix
 TBIN    := $(TMP)/c-tests
 PKGENV   = PKG_CONFIG_PATH=$(TPREFIX)/lib/pkgconfig
 CWARN   := -Wall -Wextra -Werror -pedantic
-CTESTS  := test_flush test_map test_dax
+CTESTS  := test_flush test_map test_dax test_track
 
 .PHONY: all build install uninstall test test-rust check-symbols check-header c-tests \
         demo bench test-dax header clean tmp-install c-tests-build
@@ -96,11 +97,15 @@ demo: tmp-install
 	    -Wl,-rpath,$$($(PKGENV) pkg-config --variable=libdir daxpmem)
 	$(TMP)/demo $${DEMO_DIR:-/dev/shm}
 
-# The C tests inside a QEMU guest with a real fsdax filesystem (c-tests/daxvm/README.md).
-test-dax: c-tests-build
+# The C tests inside a QEMU guest with a real fsdax filesystem (c-tests/daxvm/README.md):
+# the C tests, the shadow test of every tracking mode on DAX, the preload on DAX.
+test-dax: c-tests-build preload-test
 	rm -rf $(TMP)/dax-suite && mkdir -p $(TMP)/dax-suite/lib
 	cp $(foreach t,$(CTESTS),$(TBIN)/$(t)_c) $(TPREFIX)/bin/daxpmem-info $(TMP)/dax-suite/
-	cp -P $(TPREFIX)/lib/libdaxpmem.so* $(TMP)/dax-suite/lib/
+	cp -P $(TPREFIX)/lib/libdaxpmem.so* $(TPREFIX)/lib/libdaxpmem-preload.so* $(TMP)/dax-suite/lib/
+	cp $(PRELOAD_TBIN)/pl_writer $(PRELOAD_TBIN)/pl_reader $(PRELOAD_TBIN)/pl_daxmap preload/tests/dax-part.sh $(TMP)/dax-suite/
+	$(CARGO) test --release --features seam --test seam --no-run
+	cp $$(ls -t target/release/deps/seam-* | grep -v '\.d$$' | head -1) $(TMP)/dax-suite/seam
 	cp c-tests/dax-suite.sh $(TMP)/dax-suite/suite.sh
 	c-tests/daxvm/run-suite.sh --timeout $${DAXVM_TIMEOUT:-900} $(TMP)/dax-suite
 
@@ -119,3 +124,13 @@ install: compat-install
 uninstall: compat-uninstall
 test: compat-test
 bench: compat-bench
+
+# The LD_PRELOAD msync interposer (libdaxpmem-preload.so over libdaxpmem.so.0): preload/README.md.
+include preload/preload.mk
+install: preload-install
+uninstall: preload-uninstall
+test: preload-test
+bench: preload-bench
+
+# bench-dax and test-devdax in the fsdax guest: c-tests/daxvm/README.md.
+include c-tests/daxvm/daxvm.mk

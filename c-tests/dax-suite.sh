@@ -17,5 +17,24 @@ run "flush primitives"               ./test_flush_c - -
 run "map tests on /mnt/dax"          ./test_map_c /mnt/dax/t
 run "map tests on /mnt/nodax"        ./test_map_c /mnt/nodax/t
 run "map tests on /mnt/dax, clflush" env DAXPMEM_NO_CLWB=1 DAXPMEM_NO_CLFLUSHOPT=1 ./test_map_c /mnt/dax/t
+# The shadow test (tests/seam.rs) on real DAX: writer threads store into random pages
+# while a syncer syncs; a store left unwritten-back is a lost write. Explicit marks must
+# be lossless. DAX_TRACK_MPROTECT is measured and recorded: DAX_TRACK_AUTO may pick a
+# user-space mode on DAX only where this test proves it lossless (docs/tracking.md), so
+# the suite checks that AUTO does not pick MPROTECT on DAX unless the run was lossless.
+run "mprotect tracking, one writer, /mnt/dax"          ./test_track_c /mnt/dax/t
+run "mprotect tracking, one writer, /mnt/dax, 4 KiB"   ./test_track_c /mnt/dax/t nohuge
+run "mprotect tracking, one writer, /mnt/nodax"        ./test_track_c /mnt/nodax/t
+run "shadow, explicit marks, /mnt/dax: no lost write" env DAXPMEM_SHADOW_DIR=/mnt/dax/t DAXPMEM_SHADOW_SECS=4 ./seam shadow_explicit --test-threads=1 --nocapture
+run "shadow, explicit marks, /mnt/nodax: no lost write" env DAXPMEM_SHADOW_DIR=/mnt/nodax/t DAXPMEM_SHADOW_SECS=2 ./seam shadow_explicit --test-threads=1 --nocapture
+if env DAXPMEM_SHADOW_DIR=/mnt/dax/t DAXPMEM_SHADOW_SECS=8 ./seam shadow_mprotect --test-threads=1 --nocapture > /tmp/mp.txt 2>&1; then
+    mp=lossless
+else
+    mp=lossy
+fi
+grep -E 'shadow /|writes lost' /tmp/mp.txt | sed 's/^/     /'
+run "shadow, mprotect, /mnt/dax: $mp in this run; AUTO on DAX must not pick it unless lossless" \
+    sh -c "./test_dax_c /mnt/dax/t 1 | grep 'DAX_TRACK_AUTO resolved to' | grep -q -e 0x300$( [ $mp = lossless ] && echo ' -e 0x100')"
+run "preload on /mnt/dax"            sh ./dax-part.sh
 echo "test-dax: $pass passed, $fail failed"
 [ "$fail" = 0 ]

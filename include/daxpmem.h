@@ -20,9 +20,11 @@
 #ifndef DAXPMEM_H
 #define DAXPMEM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+struct sigaction;
 
 /**
  * dax_map(): create the file if it is missing, and grow it to len if it is smaller
@@ -487,6 +489,31 @@ int dax_forget(dax_map_t *m);
  * core keeps itself. Lock-free and async-signal-safe.
  */
 uint64_t daxpmem_counter(unsigned int id, uint64_t n);
+
+/**
+ * Install a signal action through daxpmem when its tracking handler is in place: for
+ * SIGSEGV while a DAX_TRACK_MPROTECT mapping exists, the library's handler stays first
+ * and passes every fault it does not own to `act` (stored, not installed), and *oldact
+ * gets the action it passed faults to before. Returns 0 when handled that way, 1 when
+ * daxpmem has no handler for `sig` (then call the real sigaction yourself), -1 with
+ * errno on error. For programs that install SIGSEGV handlers after mapping with
+ * tracking, and for the LD_PRELOAD library's sigaction/signal.
+ */
+int dax_chain_sigaction(int sig, const struct sigaction *act, struct sigaction *oldact);
+
+/**
+ * The daxpmem mapping that contains addr, or else the first one that overlaps
+ * [addr, addr+len), or NULL. Unlike dax_find() it sets neither errno nor the message,
+ * and never allocates: for hot paths such as the preload library's hooks.
+ */
+dax_map_t *dax_lookup(const void *addr, size_t len);
+
+/**
+ * The tracking mode in effect for the mapping (a DAX_TRACK_* value, DAX_TRACK_AUTO
+ * already resolved), or -1 with errno for a bad handle. Cheap (dax_get_stats reads
+ * the page tables).
+ */
+int dax_track_mode(const dax_map_t *m);
 
 #ifdef __cplusplus
 }  // extern "C"

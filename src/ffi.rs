@@ -743,3 +743,57 @@ pub const DAXPMEM_COUNTER_LINES_WRITTEN_BACK: c_uint = 3;
 pub extern "C" fn daxpmem_counter(id: c_uint, n: u64) -> u64 {
     guard(u64::MAX, || crate::sync::counter(id, n))
 }
+
+/// Install a signal action through daxpmem when its tracking handler is in place: for
+/// SIGSEGV while a DAX_TRACK_MPROTECT mapping exists, the library's handler stays first
+/// and passes every fault it does not own to `act` (stored, not installed), and *oldact
+/// gets the action it passed faults to before. Returns 0 when handled that way, 1 when
+/// daxpmem has no handler for `sig` (then call the real sigaction yourself), -1 with
+/// errno on error. For programs that install SIGSEGV handlers after mapping with
+/// tracking, and for the LD_PRELOAD library's sigaction/signal.
+#[no_mangle]
+pub extern "C" fn dax_chain_sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    oldact: *mut libc::sigaction,
+) -> c_int {
+    guard(-1, || {
+        // SAFETY: per the C contract act is NULL or valid and oldact NULL or writable.
+        unsafe { crate::track::chain_sigaction(sig, act, oldact) }
+            .map(|handled| if handled { 0 } else { 1 })
+    })
+}
+
+/// The daxpmem mapping that contains addr, or else the first one that overlaps
+/// [addr, addr+len), or NULL. Unlike dax_find() it sets neither errno nor the message,
+/// and never allocates: for hot paths such as the preload library's hooks.
+#[no_mangle]
+pub extern "C" fn dax_lookup(addr: *const c_void, len: size_t) -> *mut dax_map_t {
+    let a = addr as usize;
+    let end = a.saturating_add(len.max(1));
+    let r = std::panic::catch_unwind(|| {
+        let mut found = std::ptr::null_mut();
+        registry::scan(&mut |m| {
+            if m.addr <= a && a < m.addr + m.len {
+                found = m.handle.load(std::sync::atomic::Ordering::SeqCst);
+                return true;
+            }
+            if found.is_null() && m.addr < end && a < m.addr + m.len {
+                found = m.handle.load(std::sync::atomic::Ordering::SeqCst);
+            }
+            false
+        });
+        found
+    });
+    r.unwrap_or(std::ptr::null_mut())
+}
+
+/// The tracking mode in effect for the mapping (a DAX_TRACK_* value, DAX_TRACK_AUTO
+/// already resolved), or -1 with errno for a bad handle. Cheap (dax_get_stats reads
+/// the page tables).
+#[no_mangle]
+pub extern "C" fn dax_track_mode(m: *const dax_map_t) -> c_int {
+    with_map(m, "dax_track_mode", -1, |m| {
+        Ok(((m.track as u32) << map::TRACK_SHIFT) as c_int)
+    })
+}

@@ -38,6 +38,13 @@ pub fn new(m: Mapping) -> Result<*mut Handle> {
         drop(unsafe { Box::from_raw(h) });
         return Err(e);
     }
+    // Tracking starts once the fault handler can find the mapping.
+    if let Err(e) = crate::track::arm(&m) {
+        registry::remove(&m);
+        // SAFETY: as above.
+        drop(unsafe { Box::from_raw(h) });
+        return Err(e);
+    }
     // The handle's own reference (released by unmap).
     let _ = Arc::into_raw(m);
     Ok(h)
@@ -131,7 +138,7 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         false
     });
     for m in hit {
-        let _lock = m.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = m.sync_lock.lock();
         let mut pieces = vec![];
         if m.addr < addr {
             pieces.push(m.piece(m.addr, addr - m.addr)?);

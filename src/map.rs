@@ -5,11 +5,12 @@
 use crate::cpu;
 use crate::dirty::DirtyIndex;
 use crate::error::{Error, Result};
+use crate::lock::{Mutex, SpinLock};
 use crate::sys;
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
 
 /// Flags of `dax_map` / `dax_map_fd` (the C constants have the same values).
 pub(crate) const CREATE: u32 = 1;
@@ -107,6 +108,12 @@ pub struct Mapping {
     /// a sync that returns has written back everything marked before it began even when
     /// another sync took the bits first.
     pub sync_lock: Mutex<SyncScratch>,
+    /// Tracking (DAX_TRACK_MPROTECT): shared by the fault handler and the collector, so a
+    /// page is never made writable between a collector's protect and its take.
+    pub fault_lock: SpinLock,
+    /// Tracking: writable runs opened by faults since the mapping was last protected
+    /// whole (each splits the VMA: the handler coarsens long before vm.max_map_count).
+    pub faults_since_protect: AtomicUsize,
     /// The C handle of this mapping (set once by handle::new).
     pub handle: std::sync::atomic::AtomicPtr<crate::handle::Handle>,
     /// Whether dropping the mapping unmaps its memory (false once its range was handed
@@ -491,6 +498,8 @@ fn build(
         track,
         counters: Counters::default(),
         sync_lock: Mutex::new(SyncScratch::default()),
+        fault_lock: SpinLock::default(),
+        faults_since_protect: AtomicUsize::new(0),
         handle: Default::default(),
         owns_memory: std::sync::atomic::AtomicBool::new(true),
     })
@@ -704,6 +713,8 @@ impl Mapping {
             track: self.track,
             counters: Counters::default(),
             sync_lock: Mutex::new(SyncScratch::default()),
+            fault_lock: SpinLock::default(),
+            faults_since_protect: AtomicUsize::new(0),
             handle: Default::default(),
             owns_memory: std::sync::atomic::AtomicBool::new(true),
         })

@@ -301,3 +301,194 @@ fn pmem_sync_writes_back_exactly_the_marked_lines_never_the_whole_entry() {
     daxpmem::sync::sync(&m, m.addr, len).unwrap();
     assert_eq!(lines_of(&seam::take()), vec![m.addr + 77 / line * line]);
 }
+
+// ---------------------------------------------------------------------------------
+// The shadow test of automatic tracking: writer threads store into random pages with
+// no marks (or with marks, for explicit tracking) while a syncer syncs; every store
+// that completed before a sync began must be written back by that sync or an earlier
+// one that ended after the store began. DAXPMEM_SHADOW_DIR picks the filesystem (the
+// fsdax test bed runs this on /mnt/dax), DAXPMEM_SHADOW_SECS the duration.
+
+fn shadow_run(mode_flag: u32, explicit_marks: bool) {
+    use daxpmem::handle;
+    let dir = std::env::var("DAXPMEM_SHADOW_DIR").unwrap_or_else(|_| "/dev/shm".into());
+    let secs: f64 = std::env::var("DAXPMEM_SHADOW_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.5);
+    let len = 4 << 20;
+    let path = format!("{dir}/daxpmem-shadow-{}-{mode_flag:#x}", std::process::id());
+    let c = std::ffi::CString::new(path.clone()).unwrap();
+    let (fd, n) = map::open_path(&c, len, 1, 0o600).unwrap();
+    let mut m = map::map_fd(fd, 0, n, mode_flag, "shadow").unwrap();
+    let _ = std::fs::remove_file(&path);
+    m.pmem = true; // the write-back path (real on DAX; forced elsewhere)
+    let h = handle::new(m).unwrap();
+    // SAFETY: h is live until the unmap at the end.
+    let m: &'static Mapping = unsafe { handle::get(h, "shadow").unwrap() };
+    let line = m.line;
+    let nlines = len / line;
+    let pages = len / 4096;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addr = m.addr;
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut rng = Rng(0xABCDEF + t);
+                let mut ev = vec![];
+                let mut seq = 0u64;
+                while !stop.load(SeqCst) {
+                    let p = rng.below(pages as u64) as usize;
+                    let a = addr + p * 4096 + (rng.below(64) as usize) * 64 + t as usize * 8;
+                    seq += 1;
+                    let tb = seam::tick();
+                    // SAFETY: inside the mapping; each thread owns its 8-byte slot.
+                    unsafe { (a as *mut u64).write_volatile(seq) };
+                    if explicit_marks {
+                        m.mark(a, 8);
+                    }
+                    let ta = seam::tick();
+                    ev.push(Ev::Mark {
+                        line: (a - addr) / line,
+                        tb,
+                        ta,
+                    });
+                }
+                ev
+            })
+        })
+        .collect();
+    let syncer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut ev = vec![];
+            let mut rng = Rng(42);
+            loop {
+                let done = stop.load(SeqCst);
+                let (lo, hi) = if done || rng.below(4) == 0 {
+                    (0, nlines)
+                } else {
+                    let lo = rng.below(nlines as u64) as usize;
+                    (lo, (lo + 1 + rng.below(4096) as usize).min(nlines))
+                };
+                seam::start();
+                let t0 = seam::tick();
+                daxpmem::sync::sync(m, addr + lo * line, (hi - lo) * line).unwrap();
+                let mut log = seam::take();
+                let Some(Event::SyncEnd(t1)) = log.pop() else {
+                    panic!("no SyncEnd")
+                };
+                let lines: Vec<usize> = lines_of(&log)
+                    .into_iter()
+                    .map(|a| (a - addr) / line)
+                    .collect();
+                ev.push(Ev::Sync {
+                    lo,
+                    hi,
+                    t0,
+                    t1,
+                    lines,
+                });
+                if done {
+                    break;
+                }
+                // A few thousand syncs a second keep the check below tractable.
+                std::thread::sleep(std::time::Duration::from_micros(1000));
+            }
+            ev
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    stop.store(true, SeqCst);
+    let mut evs: Vec<Ev> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    // The syncer's last (whole) sync starts after it saw `stop`, after the writers' last
+    // stores began; it must cover them.
+    evs.extend(syncer.join().unwrap());
+    let writes = evs.iter().filter(|e| matches!(e, Ev::Mark { .. })).count();
+    let (checked, faults) = (
+        check_trace(&evs, nlines),
+        m.counters.tracked_faults.load(SeqCst),
+    );
+    eprintln!("shadow {dir} mode {mode_flag:#x}: {writes} writes, {checked} line checks, {faults} tracked faults, 0 lost");
+    assert!(writes > 1_000, "too few writes: {writes}");
+    // SAFETY: h is live and unused from here on.
+    unsafe { handle::unmap(h).unwrap() };
+}
+
+/// The trace property (see the trace test); returns the number of checks made.
+fn check_trace(evs: &[Ev], nlines: usize) -> u64 {
+    let mut marks: Vec<Vec<(u64, u64)>> = vec![vec![]; nlines];
+    let mut wbs: Vec<Vec<u64>> = vec![vec![]; nlines];
+    let mut syncs = vec![];
+    for e in evs {
+        match e {
+            Ev::Mark { line, tb, ta } => marks[*line].push((*ta, *tb)),
+            Ev::Sync {
+                lo,
+                hi,
+                t0,
+                t1,
+                lines,
+            } => {
+                for &l in lines {
+                    wbs[l].push(*t1);
+                }
+                syncs.push((*lo, *hi, *t0, *t1));
+            }
+        }
+    }
+    for v in marks.iter_mut() {
+        v.sort_unstable();
+        for i in 1..v.len() {
+            v[i].1 = v[i].1.max(v[i - 1].1);
+        }
+    }
+    wbs.iter_mut().for_each(|v| v.sort_unstable());
+    let mut checked = 0u64;
+    let mut lost = 0u64;
+    let mut lost_writes = std::collections::BTreeSet::new();
+    for &(lo, hi, t0, t1) in &syncs {
+        for l in lo..hi {
+            let mk = &marks[l];
+            let i = mk.partition_point(|&(ta, _)| ta < t0);
+            if i == 0 {
+                continue;
+            }
+            let tm = mk[i - 1].1;
+            let w = &wbs[l];
+            let j = w.partition_point(|&t| t <= tm);
+            if !(j < w.len() && w[j] <= t1) {
+                if lost < 5 {
+                    eprintln!("line {l} written at {tm} was not written back by the sync [{t0}, {t1}] or before");
+                }
+                lost += 1;
+                lost_writes.insert((l, tm));
+            }
+            checked += 1;
+        }
+    }
+    if lost > 0 {
+        let pages: BTreeSet<usize> = lost_writes.iter().map(|&(l, _)| l / 64).collect();
+        eprintln!(
+            "{} writes lost ({} distinct pages), seen by {lost} later syncs",
+            lost_writes.len(),
+            pages.len()
+        );
+    }
+    assert_eq!(lost, 0, "lost writes");
+    checked
+}
+
+#[test]
+fn shadow_explicit_marks_lose_nothing() {
+    shadow_run(0, true);
+}
+
+#[test]
+fn shadow_mprotect_tracking_loses_nothing() {
+    shadow_run(0x100, false);
+}
