@@ -29,7 +29,7 @@ CWARN   := -Wall -Wextra -Werror -pedantic
 CTESTS  := test_flush test_map test_dax test_track
 
 .PHONY: all build install uninstall test test-rust check-symbols check-header c-tests \
-        demo bench test-dax header clean tmp-install c-tests-build
+        demo bench test-dax header clean tmp-install c-tests-build test-unprivileged
 
 all: build
 
@@ -58,7 +58,7 @@ tmp-install:
 	rm -rf $(TPREFIX)
 	$(MAKE) --no-print-directory install PREFIX=$(TPREFIX) DESTDIR=
 
-test: test-rust check-header check-symbols c-tests
+test: test-rust check-header check-symbols c-tests test-unprivileged
 
 test-rust:
 	$(CARGO) test --release --features seam
@@ -90,6 +90,20 @@ c-tests: c-tests-build
 	mkdir -p $(TMP)/disk && rm -rf $(TMP)/disk/* /dev/shm/daxpmem-c-tests && mkdir -p /dev/shm/daxpmem-c-tests
 	c-tests/run.sh $(TBIN) /dev/shm/daxpmem-c-tests $(TMP)/disk
 	rm -rf /dev/shm/daxpmem-c-tests
+
+# The C tests again as an unprivileged user (daxpmem-test, created when missing): the
+# permission checks and every path that behaves differently without root. Needs root to
+# create the user; as another user it says so and runs nothing.
+UNPRIV := /tmp/daxpmem-unpriv
+test-unprivileged: c-tests-build
+	@if [ "$$(id -u)" != 0 ]; then echo "test-unprivileged: skipped (needs root to create the test user)"; exit 0; fi; \
+	set -e; \
+	id daxpmem-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin daxpmem-test; \
+	rm -rf $(UNPRIV) /dev/shm/daxpmem-unpriv; mkdir -p $(UNPRIV)/bin $(UNPRIV)/lib $(UNPRIV)/disk; \
+	cp $(TBIN)/* $(UNPRIV)/bin/; cp -P $(TPREFIX)/lib/libdaxpmem.so* $(UNPRIV)/lib/; cp c-tests/run.sh $(UNPRIV)/; \
+	chmod -R a+rX $(UNPRIV); chown daxpmem-test $(UNPRIV)/disk; install -d -o daxpmem-test /dev/shm/daxpmem-unpriv; \
+	runuser -u daxpmem-test -- env LD_LIBRARY_PATH=$(UNPRIV)/lib $(UNPRIV)/run.sh $(UNPRIV)/bin /dev/shm/daxpmem-unpriv $(UNPRIV)/disk; \
+	rm -rf $(UNPRIV) /dev/shm/daxpmem-unpriv
 
 demo: tmp-install
 	@mkdir -p $(TMP)
