@@ -6,7 +6,8 @@
  * It holds no state of its own: the only writable global is `R`, written once by the
  * constructor (the real functions from dlsym(RTLD_NEXT), the page size and the
  * configuration read from the environment) and then made read-only with mprotect.
- * Mappings live in the core's registry, the counters in daxpmem_counter().
+ * Mappings live in the core's registry; the counters, kept only with DAXPMEM_STATS=1,
+ * in daxpmem_counter().
  *
  * Interposed: msync, mmap, mmap64, munmap, mremap, madvise (and sigaction/signal for
  * SIGSEGV/SIGBUS when the core exports dax_chain_sigaction: see PRELOAD_CHAIN_SIGACTION).
@@ -76,6 +77,8 @@ int dax_chain_sigaction(int sig, const struct sigaction *act, struct sigaction *
 #define CONF_NO_MAP_SYNC 2u /* DAXPMEM_PRELOAD_MAP_SYNC=0: never upgrade mmap */
 #define CONF_STATS 4u      /* DAXPMEM_STATS=1: one line on stderr at exit */
 #define CONF_ADOPT_ALL 8u  /* DAXPMEM_PRELOAD_ADOPT=all: adopt non-DAX files too (tests) */
+/* The counters cost an atomic add each: only kept when DAXPMEM_STATS=1 will print them. */
+#define COUNT(id) do { if (R.conf & CONF_STATS) daxpmem_counter((id), 1); } while (0)
 
 typedef int (*msync_fn)(void *, size_t, int);
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
@@ -284,7 +287,7 @@ static void release_ends(uintptr_t a, size_t len, int sync)
 {
 	uintptr_t pts[2] = { a, a + len - 1 };
 	for (int i = 0; i < 2; i++) {
-		dax_map_t *m = dax_find((const void *)pts[i]);
+		dax_map_t *m = dax_lookup((const void *)pts[i], 1);
 		if (!m)
 			continue;
 		if (sync)
@@ -306,14 +309,14 @@ EXPORT int msync(void *addr, size_t len, int flags)
 	if (R.conf & CONF_DISABLE)
 		return real_msync(addr, len, flags);
 	saved = errno;
-	daxpmem_counter(DAXPMEM_COUNTER_MSYNC_SEEN, 1);
+	COUNT(DAXPMEM_COUNTER_MSYNC_SEEN);
 	/* The kernel's checks, in its order, before looking anything up: whatever it
 	 * refuses (EINVAL for unknown flags, an unaligned address, MS_ASYNC|MS_SYNC;
 	 * ENOMEM for a wrapping range) or ignores (len 0) is its to answer. */
 	if ((flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) || !page_aligned(a) ||
 	    ((flags & MS_ASYNC) && (flags & MS_SYNC)) || (end = page_end(a, len)) == 0)
 		goto kernel;
-	m = dax_find(addr);
+	m = dax_lookup(addr, 1); /* allocation-free, leaves errno and the message alone */
 	if (!m)
 		goto kernel;
 	base = (uintptr_t)dax_addr(m);
@@ -324,7 +327,7 @@ EXPORT int msync(void *addr, size_t len, int flags)
 		end = mend; /* the last page of a mapping of unaligned length */
 	if (!(flags & MS_SYNC) && !(flags & MS_INVALIDATE)) {
 		/* MS_ASYNC (or 0): Linux schedules nothing and returns 0 */
-		daxpmem_counter(DAXPMEM_COUNTER_MSYNC_USER, 1);
+		COUNT(DAXPMEM_COUNTER_MSYNC_USER);
 		errno = saved;
 		return 0;
 	}
@@ -334,8 +337,11 @@ EXPORT int msync(void *addr, size_t len, int flags)
 		if (rc != 0 && (errno == EINVAL || errno == EBADF))
 			goto kernel; /* the mapping went away under us: the kernel answers */
 		if (rc != 0 || !(flags & MS_INVALIDATE)) {
-			daxpmem_counter(pmem == 1 ? DAXPMEM_COUNTER_MSYNC_USER
-						  : DAXPMEM_COUNTER_MSYNC_KERNEL, 1);
+			/* In user space only when no kernel msync was needed: a pmem mapping
+			 * that is not left to the kernel's tracking. */
+			COUNT(pmem == 1 && dax_track_mode(m) != (int)DAX_TRACK_KERNEL
+				      ? DAXPMEM_COUNTER_MSYNC_USER
+				      : DAXPMEM_COUNTER_MSYNC_KERNEL);
 			if (rc == 0)
 				errno = saved;
 			return rc;
@@ -344,7 +350,7 @@ EXPORT int msync(void *addr, size_t len, int flags)
 	/* MS_INVALIDATE: synced above if asked, and the kernel invalidates. */
 	errno = saved;
 kernel:
-	daxpmem_counter(DAXPMEM_COUNTER_MSYNC_KERNEL, 1);
+	COUNT(DAXPMEM_COUNTER_MSYNC_KERNEL);
 	errno = saved;
 	return real_msync(addr, len, flags);
 }
@@ -497,7 +503,7 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 			uintptr_t base, mend, lo, hi;
 			if (!dax_range_is_pmem((const void *)pts[i], 1))
 				continue;
-			m = dax_find((const void *)pts[i]);
+			m = dax_lookup((const void *)pts[i], 1);
 			if (!m || m == first)
 				continue; /* none, or the one holding both ends: marked already */
 			first = m;

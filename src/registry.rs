@@ -29,6 +29,8 @@ static SLOTS: [Slot; NSLOTS] = [EMPTY; NSLOTS];
 static HIGH: AtomicUsize = AtomicUsize::new(0);
 /// Lookups in flight (they may hold a pointer read from a slot).
 static READERS: AtomicUsize = AtomicUsize::new(0);
+/// Registered mappings: a lookup in a process without any costs one load.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// A slot being filled: lookups skip it.
 const RESERVED: *mut Mapping = std::ptr::dangling_mut::<Mapping>();
@@ -56,6 +58,7 @@ pub fn insert(m: &Arc<Mapping>) -> Result<()> {
             s.start.store(m.addr, SeqCst);
             s.end.store(m.addr + m.len, SeqCst);
             HIGH.fetch_max(i + 1, SeqCst);
+            LIVE.fetch_add(1, SeqCst);
             s.ptr
                 .store(Arc::into_raw(m.clone()) as *mut Mapping, SeqCst);
             return Ok(());
@@ -84,6 +87,7 @@ pub fn remove(m: &Mapping) -> bool {
             s.start.store(0, SeqCst);
             s.end.store(0, SeqCst);
             s.ptr.store(std::ptr::null_mut(), SeqCst);
+            LIVE.fetch_sub(1, SeqCst);
             // SAFETY: the pointer came from Arc::into_raw in insert() and no lookup
             // holds it any more.
             drop(unsafe { Arc::from_raw(target as *const Mapping) });
@@ -96,6 +100,9 @@ pub fn remove(m: &Mapping) -> bool {
 /// Visit registered mappings under a read guard; `f` returns true to stop. `f` must be
 /// async-signal-safe when called from a signal handler.
 pub fn scan(f: &mut dyn FnMut(&Mapping) -> bool) {
+    if LIVE.load(SeqCst) == 0 {
+        return;
+    }
     let _g = ReadGuard::new();
     let high = HIGH.load(SeqCst);
     for s in &SLOTS[..high] {

@@ -94,9 +94,9 @@ run "errno matrix identical on disk, adopt=all" same "DAXPMEM_PRELOAD_ADOPT=all"
 
 # --- the known-mapping path: dax_map + plain msync -----------------------------------
 run "dax_map + msync without the preload: no dax_sync" N "$TBIN/pl_daxmap" "$SHM" 0
-run "dax_map + msync with the preload: dax_sync (tmpfs)" P "$TBIN/pl_daxmap" "$SHM" 1
-run "dax_map + msync with the preload: dax_sync (disk)" P "$TBIN/pl_daxmap" "$DISK" 1
-run "dax_map + msync, FORCE_PMEM: dax_sync, zero msync" P env DAXPMEM_FORCE_PMEM=1 "$TBIN/pl_daxmap" "$SHM" 1
+run "dax_map + msync with the preload: dax_sync (tmpfs)" P env DAXPMEM_STATS=1 "$TBIN/pl_daxmap" "$SHM" 1
+run "dax_map + msync with the preload: dax_sync (disk)" P env DAXPMEM_STATS=1 "$TBIN/pl_daxmap" "$DISK" 1
+run "dax_map + msync, FORCE_PMEM: dax_sync, zero msync" P env DAXPMEM_STATS=1 DAXPMEM_FORCE_PMEM=1 "$TBIN/pl_daxmap" "$SHM" 1
 run "dax_map + msync, DAXPMEM_PRELOAD_DISABLE=1: untouched" P env DAXPMEM_PRELOAD_DISABLE=1 "$TBIN/pl_daxmap" "$SHM" 0
 
 # --- signals ----------------------------------------------------------------------------
