@@ -139,6 +139,7 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
     });
     for m in hit {
         let _lock = m.sync_lock.lock();
+        m.drain_log_to_index();
         let mut pieces = vec![];
         if m.addr < addr {
             pieces.push(m.piece(m.addr, addr - m.addr)?);

@@ -23,6 +23,7 @@ pub mod flush;
 pub mod handle;
 pub mod lock;
 pub mod map;
+pub mod marklog;
 pub mod nt;
 pub mod pagemap;
 pub mod pmem;
@@ -32,6 +33,7 @@ pub mod seam;
 pub mod sync;
 pub mod sys;
 pub mod track;
+pub mod uffd;
 
 pub use error::{Error, Result};
 

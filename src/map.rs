@@ -102,6 +102,8 @@ pub struct Mapping {
     pub line: usize,
     pub line_shift: u32,
     pub index: DirtyIndex,
+    /// The fast path of marking (drained into syncs): see marklog.rs.
+    pub log: crate::marklog::MarkLog,
     pub track: Track,
     pub counters: Counters,
     /// Held by a sync for its whole duration: syncs of one mapping are serialised, so
@@ -119,13 +121,18 @@ pub struct Mapping {
     /// Whether dropping the mapping unmaps its memory (false once its range was handed
     /// to the pieces of a split, or unmapped by the caller).
     pub owns_memory: std::sync::atomic::AtomicBool,
+    /// DAX_TRACK_UFFD: the mapping's userfaultfd and pagemap descriptors.
+    pub uffd: crate::uffd::State,
 }
 
 /// Scratch space reused by the syncs of a mapping (under `sync_lock`).
 #[derive(Default)]
 pub struct SyncScratch {
-    /// (first line, count) runs taken by a non-pmem sync, to restore on msync failure.
+    /// (first line, count) runs a sync took, sorted and merged (restored on failure).
     pub runs: Vec<(usize, usize)>,
+    /// Radix-sort scratch.
+    pub keys: Vec<u64>,
+    pub tmp: Vec<u64>,
 }
 
 impl Mapping {
@@ -154,11 +161,26 @@ impl Mapping {
         Ok(())
     }
 
-    /// Mark `[addr, addr+len)` dirty (must be inside the mapping, len > 0).
+    /// Mark `[addr, addr+len)` dirty (must be inside the mapping, len > 0): a few lines
+    /// go to the mark log, larger ranges (or a full log) to the index. Lock-free.
     #[inline]
     pub fn mark(&self, addr: usize, len: usize) {
         let (lo, hi) = self.lines_of(addr, len);
+        if !self.log.push(lo, hi - lo) {
+            self.index.mark(lo, hi);
+        }
+    }
+
+    /// Mark in the index only (async-signal-safe, never waits: the fault handler's way).
+    #[inline]
+    pub fn mark_index(&self, addr: usize, len: usize) {
+        let (lo, hi) = self.lines_of(addr, len);
         self.index.mark(lo, hi);
+    }
+
+    /// Move the mark log's entries into the index (the caller holds the sync lock).
+    pub fn drain_log_to_index(&self) {
+        self.log.drain(&mut |f, c| self.index.mark(f, f + c));
     }
 }
 
@@ -495,6 +517,8 @@ fn build(
         line: c.line,
         line_shift: c.line.trailing_zeros(),
         index,
+        log: crate::marklog::MarkLog::new()
+            .map_err(|e| Error::from_io(format!("{name}: allocating the mark log"), &e))?,
         track,
         counters: Counters::default(),
         sync_lock: Mutex::new(SyncScratch::default()),
@@ -502,6 +526,7 @@ fn build(
         faults_since_protect: AtomicUsize::new(0),
         handle: Default::default(),
         owns_memory: std::sync::atomic::AtomicBool::new(true),
+        uffd: Default::default(),
     })
 }
 
@@ -697,6 +722,7 @@ impl Mapping {
         };
         let index = DirtyIndex::new(len.div_ceil(self.line))
             .map_err(|e| Error::from_io("splitting a mapping: dirty index", &e))?;
+        let uffd = self.uffd.piece()?;
         let (lo, hi) = self.lines_of(addr, len);
         self.index
             .take(lo, hi, &mut |f, n| index.mark(f - lo, f - lo + n));
@@ -710,6 +736,8 @@ impl Mapping {
             line: self.line,
             line_shift: self.line_shift,
             index,
+            log: crate::marklog::MarkLog::new()
+                .map_err(|e| Error::from_io("splitting a mapping: mark log", &e))?,
             track: self.track,
             counters: Counters::default(),
             sync_lock: Mutex::new(SyncScratch::default()),
@@ -717,6 +745,7 @@ impl Mapping {
             faults_since_protect: AtomicUsize::new(0),
             handle: Default::default(),
             owns_memory: std::sync::atomic::AtomicBool::new(true),
+            uffd,
         })
     }
 }

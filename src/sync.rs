@@ -52,7 +52,7 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
         if m.pmem {
             write_back(m, lo, hi, scratch)?;
         } else {
-            m.index.clear(lo, hi);
+            collect(m, lo, hi, scratch)?;
         }
         return if m.kind.devdax {
             Ok(())
@@ -63,11 +63,8 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     if m.pmem {
         return write_back(m, lo, hi, scratch);
     }
-    let runs = &mut scratch.runs;
-    runs.clear();
-    crate::track::take(m, addr, len, lo, hi, &mut |first, count| {
-        runs.push((first, count))
-    })?;
+    collect(m, lo, hi, scratch)?;
+    let runs = &scratch.runs;
     let (Some(&(first, _)), Some(&(lf, lc))) = (runs.first(), runs.last()) else {
         return Ok(());
     };
@@ -75,13 +72,47 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     let end = sys::page_up(m.addr + ((lf + lc) << m.line_shift)).min(sys::page_up(m.addr + m.len));
     m.counters.msync_calls.fetch_add(1, Relaxed);
     if let Err(e) = msync_hook(start, end - start) {
-        for &(f, c) in runs.iter() {
-            m.index.mark(f, f + c);
-        }
+        restore(m, runs);
         return Err(Error::new(e.errno, format!("dax_sync: {}", e.msg)));
     }
     count_lines(m, runs.iter().map(|r| r.1 as u64).sum());
     Ok(())
+}
+
+/// Take every dirty line of [lo, hi) into `scratch.runs`, sorted by address, each line
+/// once: the mark log's entries (parts outside the range go to the index) and the
+/// index's bits (through the tracker, which re-protects first). On error nothing taken
+/// is lost: it goes back into the index.
+fn collect(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
+    let runs = &mut scratch.runs;
+    runs.clear();
+    m.log.drain(&mut |f, c| {
+        let (s, e) = (f.max(lo), (f + c).min(hi));
+        if s < e {
+            runs.push((s, e - s));
+        }
+        if f < lo {
+            m.index.mark(f, lo.min(f + c));
+        }
+        if f + c > hi {
+            m.index.mark(hi.max(f), f + c);
+        }
+    });
+    let a = m.addr + (lo << m.line_shift);
+    let l = ((hi - lo) << m.line_shift).min(m.addr + m.len - a);
+    if let Err(e) = crate::track::take(m, a, l, lo, hi, &mut |f, c| runs.push((f, c))) {
+        restore(m, runs);
+        return Err(e);
+    }
+    crate::marklog::sort_merge(runs, &mut scratch.keys, &mut scratch.tmp);
+    Ok(())
+}
+
+/// Put taken runs back into the index (a sync that failed).
+fn restore(m: &Mapping, runs: &[(usize, usize)]) {
+    for &(f, c) in runs {
+        m.index.mark(f, f + c);
+    }
 }
 
 /// Pmem: take every dirty line of [lo, hi) first, write back afterwards, then one fence.
@@ -91,15 +122,9 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
 fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
     let c = cpu::config();
     let skip = c.skip_writeback();
-    let runs = &mut scratch.runs;
-    runs.clear();
-    let (a, l) = (m.addr + (lo << m.line_shift), (hi - lo) << m.line_shift);
-    let l = l.min(m.addr + m.len - a);
-    crate::track::take(m, a, l, lo, hi, &mut |first, count| {
-        runs.push((first, count))
-    })?;
+    collect(m, lo, hi, scratch)?;
     let mut n = 0u64;
-    for &(first, count) in runs.iter() {
+    for &(first, count) in scratch.runs.iter() {
         if !skip {
             // SAFETY: the lines lie inside the mapping, which stays mapped while the
             // caller holds a reference to it.
@@ -165,6 +190,7 @@ pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
     }
     if inner_lo < inner_hi {
         let _g = m.sync_lock.lock();
+        m.drain_log_to_index();
         let (lo, hi) = m.lines_of(inner_lo, inner_hi - inner_lo);
         m.index.clear(lo, hi);
     }

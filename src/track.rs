@@ -46,9 +46,14 @@ pub fn resolve(requested: Track, dax: bool) -> Result<Track> {
             "DAX_TRACK_UFFD is refused on a DAX mapping: userfaultfd write-protect loses \
              writes and can hang the faulting thread on fsdax (see docs/tracking.md)",
         )),
+        Track::Uffd if crate::uffd::uffd_available() => Ok(Track::Uffd),
         Track::Uffd => Err(Error::new(
             libc::EOPNOTSUPP,
-            "DAX_TRACK_UFFD is not available in this build of daxpmem",
+            format!(
+                "DAX_TRACK_UFFD is not available: the userfaultfd self-test failed ({}); it \
+                 needs kernel >= 6.7 (UFFD_FEATURE_WP_ASYNC, PAGEMAP_SCAN) and userfaultfd",
+                std::io::Error::from_raw_os_error(crate::uffd::unavailable_errno())
+            ),
         )),
     }
 }
@@ -218,13 +223,13 @@ fn open_page(m: &Mapping, addr: usize) -> bool {
         (m.addr, m.len)
     };
     let len = len.min(m.addr + m.len - start);
-    m.mark(start, len);
+    m.mark_index(start, len);
     // SAFETY: [start, start+len) is part of this tracked mapping; making it writable is
     // what the faulting store needs.
     let mut ok = unsafe { sys::mprotect(start, len, libc::PROT_READ | libc::PROT_WRITE) }.is_ok();
     if !ok {
         // Out of VMAs (or memory): open the whole mapping, which merges its VMAs.
-        m.mark(m.addr, m.len);
+        m.mark_index(m.addr, m.len);
         // SAFETY: the whole mapping is ours.
         ok = unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ | libc::PROT_WRITE) }.is_ok();
     }
@@ -238,6 +243,10 @@ fn open_page(m: &Mapping, addr: usize) -> bool {
 
 /// Start tracking a registered mapping.
 pub fn arm(m: &Mapping) -> Result<()> {
+    if m.track == Track::Uffd {
+        let _g = m.sync_lock.lock();
+        return crate::uffd::arm(m);
+    }
     if m.track == Track::Mprotect {
         install()?;
         // SAFETY: the whole mapping is ours; reads stay allowed.
@@ -258,6 +267,13 @@ pub fn take(
     hi: usize,
     f: &mut dyn FnMut(usize, usize),
 ) -> Result<()> {
+    if m.track == Track::Uffd {
+        // One atomic get-and-clear of the range's written pages into the index, then
+        // the index as in the other modes.
+        crate::uffd::collect(m, addr, len);
+        m.index.take(lo, hi, f);
+        return Ok(());
+    }
     if m.track != Track::Mprotect {
         m.index.take(lo, hi, f);
         return Ok(());
@@ -318,6 +334,10 @@ pub fn after_fork_child() {
     registry::scan(&mut |m| {
         m.fault_lock.reset_after_fork();
         m.sync_lock.reset_after_fork();
+        if m.track == Track::Uffd {
+            // The userfaultfd and pagemap descriptors are the parent's: re-arm first.
+            m.uffd.after_fork_child();
+        }
         false
     });
 }

@@ -1,0 +1,473 @@
+//! DAX_TRACK_UFFD: userfaultfd asynchronous write-protect, collected with PAGEMAP_SCAN
+//! (kernel >= 6.7). Non-DAX mappings only (on fsdax it loses writes and can hang the
+//! faulting thread: `track::resolve` refuses it there).
+//!
+//! Arming: `MADV_NOHUGEPAGE` on the range (a PMD-mapped folio would report 512 pages for
+//! one 4 KiB write), a userfaultfd of our own (`UFFD_USER_MODE_ONLY`, so it works with
+//! `vm.unprivileged_userfaultfd = 0`) with `UFFD_FEATURE_WP_ASYNC |
+//! WP_UNPOPULATED | WP_HUGETLBFS_SHMEM`, `UFFDIO_REGISTER` (mode WP) over the mapping,
+//! then one write-protecting PAGEMAP_SCAN over the whole mapping whose report is
+//! discarded (nothing was written through the mapping yet). The range is not
+//! populated: `WP_UNPOPULATED` makes the kernel install write-protect markers in the
+//! empty page-table entries, so the first store to a page that was never mapped is seen
+//! like any other (populating would read a whole ext4 file, or allocate a whole tmpfs
+//! file, at `dax_map`).
+//!
+//! With WP_ASYNC a store to a write-protected page never reaches user space: the kernel
+//! clears the page's write-protect bit and the store proceeds. Collection (`collect`,
+//! from `track::take`, under the mapping's sync lock) is one atomic get-and-clear:
+//! `PAGEMAP_SCAN` with `PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC` and
+//! `category_mask = return_mask = PAGE_IS_WRITTEN` reports every written page of the
+//! range and write-protects it again in the same page-table walk, under the page-table
+//! lock. A store either happened before the walk reached its page (reported now) or
+//! after (its page is written again, reported by the next scan): never lost. Never a
+//! scan followed by a separate re-protect (that lost thousands of pages).
+//!
+//! `tracked_faults` counts the pages reported by collections (no fault is delivered to
+//! user space with WP_ASYNC; each reported page stands for one write fault the kernel
+//! handled).
+//!
+//! Failure is conservative: if a scan fails (or the mapping lost its registration)
+//! every page of the scanned range is marked. fork: the child's copy of the mapping is
+//! not registered (no `UFFD_FEATURE_EVENT_FORK`), and the inherited pagemap descriptor
+//! reads the *parent's* page tables (a scan through it would clear the parent's bits).
+//! So a child never scans with what it inherited: its first sync re-arms with a new
+//! userfaultfd and its own `/proc/self/pagemap`, and marks the whole mapping (it cannot
+//! know what it wrote before that). If re-arming fails, every later sync marks its whole
+//! range (a write is never lost; over-marking is the price). The parent is untouched.
+
+use crate::error::{Error, Result};
+use crate::map::Mapping;
+use crate::pagemap::{
+    PageRegion, PmScanArg, PAGEMAP_SCAN, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC,
+    PM_SCAN_WP_MATCHING,
+};
+use crate::sys;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering::SeqCst};
+
+const SYS_USERFAULTFD: libc::c_long = 323;
+const UFFD_USER_MODE_ONLY: libc::c_int = 1;
+const UFFD_API: u64 = 0xAA;
+pub(crate) const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
+pub(crate) const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
+pub(crate) const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+const FEATURES: u64 =
+    UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+const MADV_NOHUGEPAGE: i32 = 15;
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioRegister {
+    start: u64,
+    len: u64,
+    mode: u64,
+    ioctls: u64,
+}
+
+const fn iowr(nr: u64, size: usize) -> u64 {
+    (3 << 30) | ((size as u64) << 16) | (UFFD_API << 8) | nr
+}
+/// `_IOWR(0xAA, 0x3F, struct uffdio_api)`.
+const UFFDIO_API: u64 = iowr(0x3F, std::mem::size_of::<UffdioApi>());
+/// `_IOWR(0xAA, 0x00, struct uffdio_register)`.
+const UFFDIO_REGISTER: u64 = iowr(0x00, std::mem::size_of::<UffdioRegister>());
+
+/// Result vector length of one PAGEMAP_SCAN call (24 bytes each, on the stack).
+const VEC: usize = 512;
+
+/// The userfaultfd state of one mapping. All fields are atomics: `arm` and `collect`
+/// run under the mapping's sync lock, the fork callback in a single-threaded child.
+pub struct State {
+    /// Our userfaultfd (-1: none). Its registration lives as long as the descriptor.
+    uffd: AtomicI32,
+    /// Our /proc/self/pagemap (-1: none); only valid in the process `pid`.
+    pagemap: AtomicI32,
+    /// The process that armed the state.
+    pid: AtomicI32,
+    /// Set once arming was attempted (a piece of a split mapping inherits it).
+    armed: AtomicBool,
+    /// Set in a forked child: the descriptors above belong to the parent.
+    stale: AtomicBool,
+    /// Re-arming failed: every collection marks its whole range.
+    degraded: AtomicBool,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            uffd: AtomicI32::new(-1),
+            pagemap: AtomicI32::new(-1),
+            pid: AtomicI32::new(0),
+            armed: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
+            degraded: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        close(self.uffd.swap(-1, SeqCst));
+        close(self.pagemap.swap(-1, SeqCst));
+    }
+}
+
+fn close(fd: i32) {
+    if fd >= 0 {
+        // SAFETY: fd is a descriptor this state owns; it is forgotten here.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn dup(fd: i32) -> Result<i32> {
+    if fd < 0 {
+        return Ok(-1);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if d < 0 {
+        return Err(Error::last_os("splitting a DAX_TRACK_UFFD mapping: dup"));
+    }
+    Ok(d)
+}
+
+fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions (a raw call: never a cached value).
+    unsafe { libc::syscall(libc::SYS_getpid) as i32 }
+}
+
+impl State {
+    /// The state of a piece of a split mapping: the memory stays registered with the
+    /// same userfaultfd (a duplicate keeps it alive after the whole is dropped), and the
+    /// written bits still in the page tables are collected by the piece.
+    pub fn piece(&self) -> Result<State> {
+        let uffd = dup(self.uffd.load(SeqCst))?;
+        let pagemap = dup(self.pagemap.load(SeqCst)).inspect_err(|_| close(uffd))?;
+        Ok(State {
+            uffd: AtomicI32::new(uffd),
+            pagemap: AtomicI32::new(pagemap),
+            pid: AtomicI32::new(self.pid.load(SeqCst)),
+            armed: AtomicBool::new(self.armed.load(SeqCst)),
+            stale: AtomicBool::new(self.stale.load(SeqCst)),
+            degraded: AtomicBool::new(self.degraded.load(SeqCst)),
+        })
+    }
+
+    /// In a forked child (async-signal-safe: one store): the descriptors belong to the
+    /// parent's registration and page tables; the next collection re-arms.
+    pub fn after_fork_child(&self) {
+        self.stale.store(true, SeqCst);
+    }
+}
+
+/// A userfaultfd with the asynchronous write-protect features, registered (WP) over
+/// [addr, addr+len). Returns the descriptor.
+fn open_registered(addr: usize, len: usize) -> Result<i32> {
+    // SAFETY: userfaultfd(2) takes flags and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::syscall(
+            SYS_USERFAULTFD,
+            libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::last_os("userfaultfd(UFFD_USER_MODE_ONLY)"));
+    }
+    let fd = fd as i32;
+    let mut api = UffdioApi {
+        api: UFFD_API,
+        features: FEATURES,
+        ioctls: 0,
+    };
+    // SAFETY: fd is our userfaultfd; api is a valid in/out struct.
+    if unsafe { libc::ioctl(fd, UFFDIO_API as _, &mut api) } != 0 {
+        let e = Error::last_os(
+            "UFFDIO_API with UFFD_FEATURE_WP_ASYNC|WP_UNPOPULATED|WP_HUGETLBFS_SHMEM (kernel >= 6.7)",
+        );
+        close(fd);
+        return Err(e);
+    }
+    let mut reg = UffdioRegister {
+        start: addr as u64,
+        len: len as u64,
+        mode: UFFDIO_REGISTER_MODE_WP,
+        ioctls: 0,
+    };
+    // SAFETY: fd is our userfaultfd; reg is a valid in/out struct.
+    if unsafe { libc::ioctl(fd, UFFDIO_REGISTER as _, &mut reg) } != 0 {
+        let e = Error::last_os("UFFDIO_REGISTER (write-protect)");
+        close(fd);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+fn open_pagemap() -> Result<i32> {
+    // SAFETY: a NUL-terminated path; open returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/pagemap".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::last_os("open /proc/self/pagemap"));
+    }
+    Ok(fd)
+}
+
+/// Get-and-clear the written pages of [start, end) (page-aligned) through `pagemap`:
+/// `f(first, end)` for each reported run. Err(errno) if a PAGEMAP_SCAN call failed:
+/// pages of the failing call may have been write-protected without being reported, so
+/// the caller must treat the whole range as written.
+fn scan_written(
+    pagemap: i32,
+    start: usize,
+    end: usize,
+    f: &mut dyn FnMut(usize, usize),
+) -> std::result::Result<(), i32> {
+    let mut vec = [PageRegion::default(); VEC];
+    let mut cur = start as u64;
+    while cur < end as u64 {
+        let mut arg = PmScanArg {
+            size: std::mem::size_of::<PmScanArg>() as u64,
+            flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+            start: cur,
+            end: end as u64,
+            vec: vec.as_mut_ptr() as u64,
+            vec_len: VEC as u64,
+            category_mask: PAGE_IS_WRITTEN,
+            return_mask: PAGE_IS_WRITTEN,
+            ..Default::default()
+        };
+        // SAFETY: arg and vec are valid for the ioctl's reads and writes.
+        let n = unsafe { libc::ioctl(pagemap, PAGEMAP_SCAN as _, &mut arg) };
+        if n < 0 {
+            return Err(crate::error::errno());
+        }
+        for r in &vec[..n as usize] {
+            f(r.start as usize, r.end as usize);
+        }
+        // A partial vector means the walk is done (on 6.18 walk_end is not reliable
+        // after a partial vector: restarting from it would report regions twice).
+        if (n as usize) < VEC || arg.walk_end <= cur {
+            break;
+        }
+        cur = arg.walk_end;
+    }
+    Ok(())
+}
+
+/// Register [addr, addr+len) and write-protect all of it. Returns (uffd, pagemap).
+/// `on_written(first, end)` gets what the write-protecting scan found written.
+fn arm_range(
+    addr: usize,
+    len: usize,
+    on_written: &mut dyn FnMut(usize, usize),
+) -> Result<(i32, i32)> {
+    let end = sys::page_up(addr + len);
+    // Best effort: a PMD-mapped folio would report 512 pages for a 4 KiB write, which
+    // over-marks but loses nothing.
+    // SAFETY: advice only; the range is the caller's.
+    let _ = unsafe { sys::madvise(addr, end - addr, MADV_NOHUGEPAGE) };
+    let uffd = open_registered(addr, end - addr)?;
+    let pagemap = match open_pagemap() {
+        Ok(p) => p,
+        Err(e) => {
+            close(uffd);
+            return Err(e);
+        }
+    };
+    if let Err(errno) = scan_written(pagemap, addr, end, on_written) {
+        close(uffd);
+        close(pagemap);
+        return Err(Error::new(
+            errno,
+            format!(
+                "PAGEMAP_SCAN (write-protect): {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        ));
+    }
+    Ok((uffd, pagemap))
+}
+
+/// Start tracking `m` (under its sync lock). A piece of a split mapping is already
+/// armed. Errors are EOPNOTSUPP with the cause in the message.
+pub fn arm(m: &Mapping) -> Result<()> {
+    let st = &m.uffd;
+    if st.armed.load(SeqCst) {
+        return Ok(());
+    }
+    // Nothing was written through the mapping yet: what the first scan reports is not
+    // ours to sync (as for DAX_TRACK_MPROTECT, which starts read-only).
+    let (uffd, pagemap) = arm_range(m.addr, m.len, &mut |_, _| {}).map_err(|e| {
+        Error::new(
+            libc::EOPNOTSUPP,
+            format!(
+                "DAX_TRACK_UFFD: userfaultfd write-protect is not available on this mapping: {} (errno {})",
+                e.msg, e.errno
+            ),
+        )
+    })?;
+    st.uffd.store(uffd, SeqCst);
+    st.pagemap.store(pagemap, SeqCst);
+    st.pid.store(getpid(), SeqCst);
+    st.armed.store(true, SeqCst);
+    Ok(())
+}
+
+/// Mark every line of the pages of [start, end) (clipped to the mapping).
+fn mark_pages(m: &Mapping, start: usize, end: usize) {
+    let s = start.max(m.addr);
+    let e = end.min(m.addr + m.len);
+    if s < e {
+        m.mark_index(s, e - s);
+    }
+}
+
+/// A child after fork (or a mapping whose registration failed): new userfaultfd, own
+/// pagemap, and the whole mapping marked (what was written before now is unknown).
+fn rearm(m: &Mapping) {
+    let st = &m.uffd;
+    close(st.uffd.swap(-1, SeqCst));
+    close(st.pagemap.swap(-1, SeqCst));
+    st.pid.store(getpid(), SeqCst);
+    st.stale.store(false, SeqCst);
+    match arm_range(m.addr, m.len, &mut |s, e| mark_pages(m, s, e)) {
+        Ok((uffd, pagemap)) => {
+            st.uffd.store(uffd, SeqCst);
+            st.pagemap.store(pagemap, SeqCst);
+            st.degraded.store(false, SeqCst);
+        }
+        Err(_) => st.degraded.store(true, SeqCst),
+    }
+    // After the write-protect: a store before it is covered by this mark, a store after
+    // it is reported by a later scan.
+    mark_pages(m, m.addr, m.addr + m.len);
+}
+
+/// Collect the written pages of [addr, addr+len) into the index (the caller holds the
+/// sync lock and takes the lines afterwards). Never loses a write: on any failure the
+/// whole range is marked.
+pub fn collect(m: &Mapping, addr: usize, len: usize) {
+    let st = &m.uffd;
+    if st.stale.load(SeqCst) || st.pid.load(SeqCst) != getpid() {
+        rearm(m);
+    }
+    let start = sys::page_down(addr);
+    let end = sys::page_up(addr + len).min(sys::page_up(m.addr + m.len));
+    let pagemap = st.pagemap.load(SeqCst);
+    if st.degraded.load(SeqCst) || pagemap < 0 {
+        mark_pages(m, start, end);
+        return;
+    }
+    let mut pages = 0u64;
+    let r = scan_written(pagemap, start, end, &mut |s, e| {
+        pages += ((e - s) / sys::PAGE) as u64;
+        mark_pages(m, s, e);
+    });
+    m.counters.tracked_faults.fetch_add(pages, SeqCst);
+    if r.is_err() {
+        // EPERM: the range is no longer registered (e.g. a raw clone without the fork
+        // callbacks, or the caller unregistered it); anything else: the failing call may
+        // have write-protected pages it did not report. Either way: all of it.
+        mark_pages(m, start, end);
+        if r == Err(libc::EPERM) {
+            rearm(m);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The start-up self-test
+
+/// 0: not run yet, 1: available, 2: not available.
+static AVAILABLE: AtomicU8 = AtomicU8::new(0);
+/// The errno of the step that failed (for the message).
+static FAILED_ERRNO: AtomicI32 = AtomicI32::new(0);
+
+/// Whether asynchronous userfaultfd write-protect with PAGEMAP_SCAN works here: maps a
+/// small shared anonymous (shmem) region, arms it, writes one page, and checks that a
+/// scan reports exactly that page and a second scan nothing. Run once, cached.
+pub fn uffd_available() -> bool {
+    match AVAILABLE.load(SeqCst) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let r = self_test();
+    if let Err(e) = r {
+        FAILED_ERRNO.store(e, SeqCst);
+    }
+    AVAILABLE.store(if r.is_ok() { 1 } else { 2 }, SeqCst);
+    r.is_ok()
+}
+
+/// The errno of the failed self-test step (0 when it passed or did not run).
+pub fn unavailable_errno() -> i32 {
+    FAILED_ERRNO.load(SeqCst)
+}
+
+fn self_test() -> std::result::Result<(), i32> {
+    const N: usize = 8;
+    let len = N * sys::PAGE;
+    // SAFETY: a fresh shared anonymous mapping at a kernel-chosen address.
+    let a = unsafe {
+        sys::mmap(
+            0,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    }
+    .map_err(|e| e.errno)?;
+    let r = (|| {
+        // Written before arming: must not be reported after it.
+        // SAFETY: inside the fresh mapping.
+        unsafe { (a as *mut u8).write_volatile(1) };
+        let (uffd, pagemap) = arm_range(a, len, &mut |_, _| {}).map_err(|e| e.errno)?;
+        let mut found = vec![];
+        // SAFETY: inside the mapping; page 5 was never touched (a marker entry).
+        unsafe { ((a + 5 * sys::PAGE + 8) as *mut u8).write_volatile(2) };
+        let first = scan_written(pagemap, a, a + len, &mut |s, e| found.push((s, e)));
+        let mut again = vec![];
+        let second = scan_written(pagemap, a, a + len, &mut |s, e| again.push((s, e)));
+        close(uffd);
+        close(pagemap);
+        first?;
+        second?;
+        if found != [(a + 5 * sys::PAGE, a + 6 * sys::PAGE)] || !again.is_empty() {
+            return Err(libc::EINVAL);
+        }
+        Ok(())
+    })();
+    // SAFETY: the test mapping is ours.
+    let _ = unsafe { sys::munmap(a, len) };
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn self_test_passes_on_a_recent_kernel() {
+        // 6.7+ has WP_ASYNC and PAGEMAP_SCAN; older kernels must say no, not crash.
+        let ok = super::uffd_available();
+        eprintln!(
+            "uffd_available: {ok} (errno {})",
+            super::unavailable_errno()
+        );
+        assert_eq!(ok, super::uffd_available());
+    }
+}
