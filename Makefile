@@ -26,7 +26,7 @@ TPREFIX := $(TMP)/prefix
 TBIN    := $(TMP)/c-tests
 PKGENV   = PKG_CONFIG_PATH=$(TPREFIX)/lib/pkgconfig
 CWARN   := -Wall -Wextra -Werror -pedantic
-CTESTS  := test_flush test_map test_dax test_track test_uffd
+CTESTS  := test_flush test_map test_dax test_track test_uffd test_track_proc
 
 .PHONY: all build install uninstall test test-rust check-symbols check-header c-tests \
         demo bench test-dax header clean tmp-install c-tests-build test-unprivileged
@@ -120,6 +120,9 @@ test-dax: c-tests-build preload-test
 	cp $(PRELOAD_TBIN)/pl_writer $(PRELOAD_TBIN)/pl_reader $(PRELOAD_TBIN)/pl_daxmap preload/tests/dax-part.sh $(TMP)/dax-suite/
 	$(CARGO) test --release --features seam --test seam --no-run
 	cp $$(ls -t target/release/deps/seam-* | grep -v '\.d$$' | head -1) $(TMP)/dax-suite/seam
+	$(MAKE) --no-print-directory compat-install PREFIX=$(TPREFIX) LIBDIR=$(TPREFIX)/lib INCLUDEDIR=$(TPREFIX)/include DESTDIR=
+	$(CC) -std=c11 $(CWARN) -O1 -o $(TMP)/dax-suite/pmem_dax compat/tests/pmem_dax.c \
+	    $$($(PKGENV) pkg-config --cflags --libs daxpmem-libpmem)
 	cp c-tests/dax-suite.sh $(TMP)/dax-suite/suite.sh
 	c-tests/daxvm/run-suite.sh --timeout $${DAXVM_TIMEOUT:-900} $(TMP)/dax-suite
 

@@ -22,6 +22,9 @@ run "map tests on /mnt/dax, clflush" env DAXPMEM_NO_CLWB=1 DAXPMEM_NO_CLFLUSHOPT
 # be lossless. DAX_TRACK_MPROTECT is measured and recorded: DAX_TRACK_AUTO may pick a
 # user-space mode on DAX only where this test proves it lossless (docs/tracking.md), so
 # the suite checks that AUTO does not pick MPROTECT on DAX unless the run was lossless.
+run "mprotect refused on /mnt/dax by default"        sh -c '! ./test_track_c /mnt/dax/t 2>&1 | grep -q "0 failed" && ./test_track_c /mnt/dax/t 2>&1 | grep -q "refused on a DAX mapping"'
+# Allowed for measurement: DAXPMEM_ALLOW_MPROTECT_ON_DAX=1.
+export DAXPMEM_ALLOW_MPROTECT_ON_DAX=1
 run "mprotect tracking, one writer, /mnt/dax"          ./test_track_c /mnt/dax/t
 run "mprotect tracking, one writer, /mnt/dax, 4 KiB"   ./test_track_c /mnt/dax/t nohuge
 run "mprotect tracking, one writer, /mnt/nodax"        ./test_track_c /mnt/nodax/t
@@ -35,6 +38,13 @@ fi
 grep -E 'shadow /|writes lost' /tmp/mp.txt | sed 's/^/     /'
 run "shadow, mprotect, /mnt/dax: $mp in this run; AUTO on DAX must not pick it unless lossless" \
     sh -c "./test_dax_c /mnt/dax/t 1 | grep 'DAX_TRACK_AUTO resolved to' | grep -q -e 0x300$( [ $mp = lossless ] && echo ' -e 0x100')"
+run "mprotect on /mnt/dax: own SIGSEGV handler"      ./test_track_proc_c /mnt/dax/t mprotect segv
+run "mprotect on /mnt/dax: NULL dereference dies"     ./test_track_proc_c /mnt/dax/t mprotect nullderef
+run "mprotect on /mnt/dax: fork and exec"             ./test_track_proc_c /mnt/dax/t mprotect fork
+run "uffd refused on /mnt/dax, works on /mnt/nodax"   sh -c './test_uffd_c /mnt/dax/t && ./test_uffd_c /mnt/nodax/t'
+run "libpmem drop-in: pmem_map_file on /mnt/dax is pmem" ./pmem_dax /mnt/dax/t 1
+run "libpmem drop-in: pmem_map_file on /mnt/nodax is not" ./pmem_dax /mnt/nodax/t 0
+unset DAXPMEM_ALLOW_MPROTECT_ON_DAX
 run "preload on /mnt/dax"            sh ./dax-part.sh
 echo "test-dax: $pass passed, $fail failed"
 [ "$fail" = 0 ]

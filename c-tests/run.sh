@@ -42,7 +42,16 @@ for lang in c cxx; do
         run "$lang mprotect tracking in $d"       -- "$BIN/test_track_$lang" "$d"
         run "$lang uffd tracking in $d"           -- "$BIN/test_uffd_$lang" "$d"
         run "$lang uffd tracking in $d, forced pmem" DAXPMEM_FORCE_PMEM=1 -- "$BIN/test_uffd_$lang" "$d"
+        for md in mprotect uffd; do
+            for w in segv nullderef fork; do
+                run "$lang $md tracking in $d: $w"   -- "$BIN/test_track_proc_$lang" "$d" $md $w
+            done
+        done
     done
+done
+# vm.max_map_count scale: >= 100 000 scattered pages in a 1 GiB sparse file (tmpfs dir).
+for md in mprotect uffd; do
+    run "c $md tracking: 131072 scattered pages" -- "$BIN/test_track_proc_c" "$1" $md scatter
 done
 echo "c-tests: $pass passed, $fail failed"
 [ "$fail" = 0 ]

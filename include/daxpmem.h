@@ -55,12 +55,15 @@ struct sigaction;
 
 /**
  * Tracking: keep the mapping read-only; the first store to a page after a sync faults
- * and is recorded.
+ * and is recorded (a SIGSEGV handler that passes other faults on; see
+ * dax_chain_sigaction). Refused with EOPNOTSUPP on DAX, where it is not proven lossless,
+ * unless DAXPMEM_ALLOW_MPROTECT_ON_DAX=1.
  */
 #define DAX_TRACK_MPROTECT 256
 
 /**
- * Tracking: userfaultfd write-protect (async) collected with PAGEMAP_SCAN; refused on DAX.
+ * Tracking: userfaultfd write-protect (async) collected with PAGEMAP_SCAN (kernel >= 6.7,
+ * works unprivileged); refused with EOPNOTSUPP on DAX and where the self-test fails.
  */
 #define DAX_TRACK_UFFD 512
 
@@ -71,7 +74,8 @@ struct sigaction;
 #define DAX_TRACK_KERNEL 768
 
 /**
- * Tracking: the best mode proven correct for this mapping on this kernel.
+ * Tracking: the best mode proven correct for this mapping on this kernel: today the
+ * kernel's msync (DAX_TRACK_KERNEL) everywhere (docs/tracking.md says why).
  */
 #define DAX_TRACK_AUTO 1024
 

@@ -274,7 +274,7 @@ pub fn detect(get: &dyn Fn(&str) -> Option<String>, f: &Features, eadr: bool) ->
 }
 
 /// getenv without std's environment lock (safe in a constructor and after fork).
-fn env(key: &str) -> Option<String> {
+pub(crate) fn env(key: &str) -> Option<String> {
     let mut k = Vec::with_capacity(key.len() + 1);
     k.extend_from_slice(key.as_bytes());
     k.push(0);

@@ -154,14 +154,18 @@ pub const DAX_POPULATE: c_uint = 8;
 /// count. The default (0).
 pub const DAX_TRACK_EXPLICIT: c_uint = 0;
 /// Tracking: keep the mapping read-only; the first store to a page after a sync faults
-/// and is recorded.
+/// and is recorded (a SIGSEGV handler that passes other faults on; see
+/// dax_chain_sigaction). Refused with EOPNOTSUPP on DAX, where it is not proven lossless,
+/// unless DAXPMEM_ALLOW_MPROTECT_ON_DAX=1.
 pub const DAX_TRACK_MPROTECT: c_uint = 0x100;
-/// Tracking: userfaultfd write-protect (async) collected with PAGEMAP_SCAN; refused on DAX.
+/// Tracking: userfaultfd write-protect (async) collected with PAGEMAP_SCAN (kernel >= 6.7,
+/// works unprivileged); refused with EOPNOTSUPP on DAX and where the self-test fails.
 pub const DAX_TRACK_UFFD: c_uint = 0x200;
 /// Tracking: leave it to the kernel: dax_sync issues msync for its range (plus the
 /// write-back of explicit marks).
 pub const DAX_TRACK_KERNEL: c_uint = 0x300;
-/// Tracking: the best mode proven correct for this mapping on this kernel.
+/// Tracking: the best mode proven correct for this mapping on this kernel: today the
+/// kernel's msync (DAX_TRACK_KERNEL) everywhere (docs/tracking.md says why).
 pub const DAX_TRACK_AUTO: c_uint = 0x400;
 
 // The C values are the core's.

@@ -39,7 +39,20 @@ static OPEN_RUNS: AtomicUsize = AtomicUsize::new(0);
 /// is on DAX (a DAX file or MAP_SYNC or device DAX).
 pub fn resolve(requested: Track, dax: bool) -> Result<Track> {
     match requested {
-        Track::Explicit | Track::Kernel | Track::Mprotect => Ok(requested),
+        Track::Explicit | Track::Kernel => Ok(requested),
+        // Not proven lossless on DAX: one two-vCPU shadow run in the fsdax guest lost
+        // writes (docs/tracking.md). Refused there unless asked for anyway.
+        Track::Mprotect
+            if dax && crate::cpu::env("DAXPMEM_ALLOW_MPROTECT_ON_DAX").as_deref() != Some("1") =>
+        {
+            Err(Error::new(
+                libc::EOPNOTSUPP,
+                "DAX_TRACK_MPROTECT is refused on a DAX mapping: it is not proven lossless \
+                 there (docs/tracking.md); use explicit marks or DAX_TRACK_KERNEL, or set \
+                 DAXPMEM_ALLOW_MPROTECT_ON_DAX=1 to measure it",
+            ))
+        }
+        Track::Mprotect => Ok(requested),
         Track::Auto => Ok(auto(dax)),
         Track::Uffd if dax => Err(Error::new(
             libc::EOPNOTSUPP,

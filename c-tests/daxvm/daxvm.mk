@@ -30,7 +30,7 @@ define DAXVM_BENCH_SUITE_SH
 #!/bin/sh
 # make bench-dax, in the daxvm guest (cwd /mnt/dax, ext4 -o dax)
 cd /mnt/dax || exit 2
-exec /test/bench_dax $(BENCH_DAX_ARGS) /mnt/dax
+DAXPMEM_ALLOW_MPROTECT_ON_DAX=1 exec /test/bench_dax $(BENCH_DAX_ARGS) /mnt/dax
 endef
 
 define DAXVM_DEVDAX_SUITE_SH

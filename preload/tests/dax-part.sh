@@ -36,7 +36,7 @@ pl_same() {
 pl_run "preload: msync of a file on /mnt/dax, data read back (MAP_SYNC)" pl_same 41
 pl_run "preload: same, DAXPMEM_PRELOAD_MAP_SYNC=0" pl_same 41 DAXPMEM_PRELOAD_MAP_SYNC=0
 pl_run "preload: same, DAXPMEM_PRELOAD_DISABLE=1" pl_same 0 DAXPMEM_PRELOAD_DISABLE=1
-pl_run "preload: dax_map + plain msync on /mnt/dax becomes dax_sync" env LD_PRELOAD="$PL_PRE" ./pl_daxmap "$PL_D" 1
+pl_run "preload: dax_map + plain msync on /mnt/dax becomes dax_sync" env LD_PRELOAD="$PL_PRE" DAXPMEM_STATS=1 ./pl_daxmap "$PL_D" 1
 pl_run "no preload: dax_map + plain msync on /mnt/dax untouched" env -u LD_PRELOAD ./pl_daxmap "$PL_D" 0
 rm -rf "$PL_D" /tmp/preload-dax
 echo "preload-dax: $pl_pass passed, $pl_fail failed"
