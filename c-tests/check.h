@@ -34,6 +34,17 @@ static int check_count = 0;
         CHECK(dax_errormsg() != NULL && dax_errormsg()[0] != '\0');                   \
     } while (0)
 
+#ifdef DAXPMEM_H
+/* A mapping's statistics (checked). */
+static inline struct dax_stats stats(const dax_map_t *m) {
+    struct dax_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    CHECK(dax_get_stats(m, &s) == 0);
+    return s;
+}
+#endif
+
 static int check_done(const char *name) {
     printf("%s: %d checks, %d failed\n", name, check_count, check_failures);
     return check_failures ? 1 : 0;

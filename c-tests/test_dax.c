@@ -13,14 +13,6 @@
 #include <unistd.h>
 #include "check.h"
 
-static struct dax_stats stats(const dax_map_t *m) {
-    struct dax_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    CHECK(dax_get_stats(m, &s) == 0);
-    return s;
-}
-
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
     const char *dir = argv[1];

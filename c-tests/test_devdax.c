@@ -66,14 +66,6 @@ static int trap_msync(void) {
     return 0;
 }
 
-static struct dax_stats stats(const dax_map_t *m) {
-    struct dax_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    CHECK(dax_get_stats(m, &s) == 0);
-    return s;
-}
-
 static unsigned long long sysfs_ull(const char *dev, const char *attr) {
     const char *b = strrchr(dev, '/');
     char p[512];

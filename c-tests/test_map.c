@@ -22,14 +22,6 @@ static const char *path(const char *name) {
     return pathbuf;
 }
 
-static struct dax_stats stats(const dax_map_t *m) {
-    struct dax_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    CHECK(dax_get_stats(m, &s) == 0);
-    return s;
-}
-
 static unsigned char pat(size_t i) { return (unsigned char)(i * 37u + 11u); }
 
 /* Another process reads the file with pread and compares it with buf. */

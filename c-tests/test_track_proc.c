@@ -38,14 +38,6 @@ static int own_fault(int i) {
     return 1;
 }
 
-static struct dax_stats stats(const dax_map_t *m) {
-    struct dax_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    CHECK(dax_get_stats(m, &s) == 0);
-    return s;
-}
-
 static dax_map_t *map_tracked(const char *dir, const char *name, size_t len, unsigned mode) {
     char p[512];
     snprintf(p, sizeof p, "%s/%s", dir, name);

@@ -15,14 +15,6 @@
 #include <unistd.h>
 #include "check.h"
 
-static struct dax_stats stats(const dax_map_t *m) {
-    struct dax_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    CHECK(dax_get_stats(m, &s) == 0);
-    return s;
-}
-
 static int kernel_has_wp_async(void) {
     struct utsname u;
     int a = 0, b = 0;

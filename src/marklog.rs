@@ -34,20 +34,8 @@ unsafe impl Sync for MarkLog {}
 impl MarkLog {
     pub fn new() -> std::io::Result<MarkLog> {
         let region_len = CAP * 8;
-        // SAFETY: a fresh anonymous private mapping (zero-filled: every slot empty).
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                region_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
+        // Zero-filled: every slot starts empty.
+        let p = crate::sys::anon_region(region_len)?;
         Ok(MarkLog {
             slots: p as *const AtomicU64,
             region_len,

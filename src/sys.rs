@@ -82,6 +82,26 @@ pub unsafe fn madvise(addr: usize, len: usize, advice: i32) -> Result<()> {
 
 pub(crate) const PAGE: usize = 4096;
 
+/// A private anonymous MAP_NORESERVE region of `len` bytes, zero-filled, backed by the
+/// kernel only where it is touched (the dirty index and the mark log live in these).
+pub fn anon_region(len: usize) -> std::io::Result<*mut libc::c_void> {
+    // SAFETY: a fresh mapping at a kernel-chosen address; no existing memory is touched.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(p)
+}
+
 pub fn page_down(a: usize) -> usize {
     a & !(PAGE - 1)
 }

@@ -200,55 +200,7 @@ fn trace_every_mark_before_a_sync_is_written_back_by_it_or_an_earlier_one() {
         .flat_map(|h| h.join().unwrap())
         .collect();
     assert!(evs.len() >= 1_000_000);
-    // Per line: mark times and write-back (sync end) times, sorted.
-    let mut marks: Vec<Vec<(u64, u64)>> = vec![vec![]; nlines];
-    let mut wbs: Vec<Vec<u64>> = vec![vec![]; nlines];
-    let mut syncs = vec![];
-    for e in &evs {
-        match e {
-            Ev::Mark { line, tb, ta } => marks[*line].push((*ta, *tb)),
-            Ev::Sync {
-                lo,
-                hi,
-                t0,
-                t1,
-                lines,
-            } => {
-                for &l in lines {
-                    wbs[l].push(*t1);
-                }
-                syncs.push((*lo, *hi, *t0, *t1));
-            }
-        }
-    }
-    // Sorted by completion; the second field becomes the latest start among marks
-    // completed so far (a prefix maximum).
-    for v in marks.iter_mut() {
-        v.sort_unstable();
-        for i in 1..v.len() {
-            v[i].1 = v[i].1.max(v[i - 1].1);
-        }
-    }
-    wbs.iter_mut().for_each(|v| v.sort_unstable());
-    let mut checked = 0u64;
-    for &(lo, hi, t0, t1) in &syncs {
-        for l in lo..hi {
-            let mk = &marks[l];
-            // Marks completed before the sync began; the latest of their starts.
-            let i = mk.partition_point(|&(ta, _)| ta < t0);
-            if i == 0 {
-                continue;
-            }
-            let tm = mk[i - 1].1;
-            let w = &wbs[l];
-            let j = w.partition_point(|&t| t <= tm);
-            assert!(
-                j < w.len() && w[j] <= t1,
-                "line {l} marked at {tm} was not written back by the sync [{t0}, {t1}] or before"
-            );
-            checked += 1;
-        }
-    }
+    let checked = check_trace(&evs, nlines);
     assert!(checked > 100_000, "the trace checked too little: {checked}");
 }
 
