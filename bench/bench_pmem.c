@@ -30,23 +30,7 @@
 
 #include <libpmem.h>
 
-#if defined(__has_include)
-#if __has_include(<daxpmem.h>)
 #include <daxpmem.h>
-#define HAVE_DAXPMEM_H 1
-#endif
-#endif
-#ifndef HAVE_DAXPMEM_H
-/* The C API of libdaxpmem so far (include/daxpmem.h did not exist yet). */
-void wb_cache_pmem(const void *addr, size_t len);
-void wmb_pmem(void);
-void clear_pmem(void *addr, size_t len);
-void *memcpy_to_pmem(void *dst, const void *src, size_t len);
-const char *daxpmem_flush_name(void);
-const char *daxpmem_nt_name(void);
-size_t daxpmem_cache_line_size(void);
-const char *daxpmem_version(void);
-#endif
 
 #define KiB (1024UL)
 #define MiB (1024UL * KiB)
