@@ -29,7 +29,8 @@ CWARN   := -Wall -Wextra -Werror -pedantic
 CTESTS  := test_flush test_map test_dax test_track test_uffd test_track_proc
 
 .PHONY: all build install uninstall test test-rust check-symbols check-header c-tests \
-        demo bench test-dax header clean tmp-install c-tests-build test-unprivileged
+        demo bench test-dax header clean tmp-install c-tests-build test-unprivileged \
+        preload-bench-dax
 
 all: build
 
@@ -126,11 +127,20 @@ test-dax: c-tests-build preload-test
 	cp c-tests/dax-suite.sh $(TMP)/dax-suite/suite.sh
 	c-tests/daxvm/run-suite.sh --timeout $${DAXVM_TIMEOUT:-900} $(TMP)/dax-suite
 
+# The preload's msync benchmark on fsdax in the guest (preload/bench/dax-bench.sh).
+preload-bench-dax: preload-test
+	rm -rf $(TMP)/plbench-dax && mkdir -p $(TMP)/plbench-dax/lib
+	$(CC) -std=c11 $(CWARN) -O2 -o $(TMP)/plbench-dax/pl_bench preload/bench/pl_bench.c
+	cp -P $(TPREFIX)/lib/libdaxpmem.so* $(TPREFIX)/lib/libdaxpmem-preload.so* $(TMP)/plbench-dax/lib/
+	cp preload/bench/dax-bench.sh $(TMP)/plbench-dax/suite.sh
+	c-tests/daxvm/run-suite.sh --timeout $${DAXVM_TIMEOUT:-900} $(TMP)/plbench-dax
+
 # Benchmarks against PMDK's libpmem (Debian libpmem-dev), printed as ratios.
+BENCH_ARGS ?= --quick
 bench: build
 	$(MAKE) -C bench bench_pmem bench_sync
-	bench/bench_pmem $${BENCH_ARGS:---quick}
-	DAXPMEM_FORCE_PMEM=1 bench/bench_sync $${BENCH_ARGS:---quick}
+	bench/bench_pmem $(BENCH_ARGS)
+	DAXPMEM_FORCE_PMEM=1 bench/bench_sync $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -8,21 +8,28 @@ use crate::nt;
 
 /// Check a range: `len == 0` is always fine (and means "nothing"); otherwise the
 /// pointer must be non-NULL and `addr + len` must not wrap.
+#[inline]
 pub fn check_range(what: &str, addr: usize, len: usize) -> Result<bool> {
     if len == 0 {
         return Ok(false);
     }
-    if addr == 0 {
-        return Err(Error::inval(format!(
-            "{what}: NULL address with length {len}"
-        )));
-    }
-    if addr.checked_add(len).is_none() {
-        return Err(Error::inval(format!(
-            "{what}: range {addr:#x} + {len} wraps around the address space"
-        )));
+    if addr == 0 || addr.checked_add(len).is_none() {
+        return Err(range_error(what, addr, len));
     }
     Ok(true)
+}
+
+/// The error of a bad range, built off the hot path.
+#[cold]
+#[inline(never)]
+fn range_error(what: &str, addr: usize, len: usize) -> Error {
+    if addr == 0 {
+        Error::inval(format!("{what}: NULL address with length {len}"))
+    } else {
+        Error::inval(format!(
+            "{what}: range {addr:#x} + {len} wraps around the address space"
+        ))
+    }
 }
 
 /// Write back every line overlapping the range (unordered).
