@@ -9,21 +9,22 @@
 cd /test || exit 2
 PRE=/test/lib/libdaxpmem-preload.so
 D=/mnt/dax/plbench; mkdir -p $D
-REPS=${REPS:-5}
+REPS=${REPS:-11}
 med() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "| fs | k records/group | groups | plain µs/group | preload µs/group | plain/preload |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| fs | k records/group | groups | plain µs/group | preload (default: MAP_SYNC upgrade) µs/group | plain/preload | preload, DAXPMEM_PRELOAD_MAP_SYNC=0 µs/group | plain/no-upgrade |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for k in 1 64 1024; do
     g=$((60 / (1 + k / 256) + 10))
-    : > /tmp/a; : > /tmp/b
+    : > /tmp/a; : > /tmp/b; : > /tmp/c
     r=0
     while [ $r -lt "$REPS" ]; do
         env -u LD_PRELOAD ./pl_bench $D/b 64 $k $g >> /tmp/a || exit 1
         env LD_PRELOAD=$PRE ./pl_bench $D/b 64 $k $g >> /tmp/b || exit 1
+        env LD_PRELOAD=$PRE DAXPMEM_PRELOAD_MAP_SYNC=0 ./pl_bench $D/b 64 $k $g >> /tmp/c || exit 1
         r=$((r+1))
     done
-    a=$(med < /tmp/a); b=$(med < /tmp/b)
-    echo "| ext4 -o dax | $k | $g | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}') |"
+    a=$(med < /tmp/a); b=$(med < /tmp/b); c=$(med < /tmp/c)
+    echo "| ext4 -o dax | $k | $g | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}') | $c | $(awk -v a="$a" -v b="$c" 'BEGIN {printf "%.3f", a / b}') |"
 done
 echo
 env LD_PRELOAD=$PRE DAXPMEM_STATS=1 ./pl_bench $D/b 64 64 20 > /dev/null
