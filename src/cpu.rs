@@ -164,18 +164,6 @@ pub fn init() -> Config {
     c
 }
 
-/// Re-decide from the current environment (Rust tests only: the C library reads it once).
-#[doc(hidden)]
-pub fn reinit_for_tests() -> Config {
-    init()
-}
-
-/// Replace the configuration (Rust tests and benchmarks only).
-#[doc(hidden)]
-pub fn set_for_tests(c: Config) {
-    STATE.store(pack(&c), Ordering::Release);
-}
-
 /// CPU features that matter here, one CPUID predicate each.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Features {

@@ -505,29 +505,59 @@ fn build(
     let real = kind.map_sync || kind.devdax;
     let pmem = !c.force_not_pmem && (real || c.force_pmem);
     kind.forced = c.force_pmem && !real;
-    let index = DirtyIndex::new(len.div_ceil(c.line))
-        .map_err(|e| Error::from_io(format!("{name}: allocating the dirty index"), &e))?;
-    Ok(Mapping {
+    Mapping::assemble(
         addr,
         len,
         offset,
-        fd: Some(fd),
+        Some(fd),
         kind,
         pmem,
-        line: c.line,
-        line_shift: c.line.trailing_zeros(),
-        index,
-        log: crate::marklog::MarkLog::new()
-            .map_err(|e| Error::from_io(format!("{name}: allocating the mark log"), &e))?,
         track,
-        counters: Counters::default(),
-        sync_lock: Mutex::new(SyncScratch::default()),
-        fault_lock: SpinLock::default(),
-        faults_since_protect: AtomicUsize::new(0),
-        handle: Default::default(),
-        owns_memory: std::sync::atomic::AtomicBool::new(true),
-        uffd: Default::default(),
-    })
+        Default::default(),
+        name,
+    )
+}
+
+impl Mapping {
+    /// A Mapping of [addr, addr+len) with a fresh, empty index and mark log.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        addr: usize,
+        len: usize,
+        offset: u64,
+        fd: Option<OwnedFd>,
+        kind: Kind,
+        pmem: bool,
+        track: Track,
+        uffd: crate::uffd::State,
+        name: &str,
+    ) -> Result<Mapping> {
+        let line = cpu::config().line;
+        let index = DirtyIndex::new(len.div_ceil(line))
+            .map_err(|e| Error::from_io(format!("{name}: allocating the dirty index"), &e))?;
+        let log = crate::marklog::MarkLog::new()
+            .map_err(|e| Error::from_io(format!("{name}: allocating the mark log"), &e))?;
+        Ok(Mapping {
+            addr,
+            len,
+            offset,
+            fd,
+            kind,
+            pmem,
+            line,
+            line_shift: line.trailing_zeros(),
+            index,
+            log,
+            track,
+            counters: Counters::default(),
+            sync_lock: Mutex::new(SyncScratch::default()),
+            fault_lock: SpinLock::default(),
+            faults_since_protect: AtomicUsize::new(0),
+            handle: Default::default(),
+            owns_memory: std::sync::atomic::AtomicBool::new(true),
+            uffd,
+        })
+    }
 }
 
 /// Adopt a shared mapping the caller made: [addr, addr+len) maps `fd` (our own
@@ -720,32 +750,22 @@ impl Mapping {
             ),
             None => None,
         };
-        let index = DirtyIndex::new(len.div_ceil(self.line))
-            .map_err(|e| Error::from_io("splitting a mapping: dirty index", &e))?;
         let uffd = self.uffd.piece()?;
-        let (lo, hi) = self.lines_of(addr, len);
-        self.index
-            .take(lo, hi, &mut |f, n| index.mark(f - lo, f - lo + n));
-        Ok(Mapping {
+        let piece = Mapping::assemble(
             addr,
             len,
-            offset: self.offset + (addr - self.addr) as u64,
+            self.offset + (addr - self.addr) as u64,
             fd,
-            kind: self.kind,
-            pmem: self.pmem,
-            line: self.line,
-            line_shift: self.line_shift,
-            index,
-            log: crate::marklog::MarkLog::new()
-                .map_err(|e| Error::from_io("splitting a mapping: mark log", &e))?,
-            track: self.track,
-            counters: Counters::default(),
-            sync_lock: Mutex::new(SyncScratch::default()),
-            fault_lock: SpinLock::default(),
-            faults_since_protect: AtomicUsize::new(0),
-            handle: Default::default(),
-            owns_memory: std::sync::atomic::AtomicBool::new(true),
+            self.kind,
+            self.pmem,
+            self.track,
             uffd,
-        })
+            "splitting a mapping",
+        )?;
+        // Allocated first, so no failure can drop the lines moved here.
+        let (lo, hi) = self.lines_of(addr, len);
+        self.index
+            .take(lo, hi, &mut |f, n| piece.index.mark(f - lo, f - lo + n));
+        Ok(piece)
     }
 }

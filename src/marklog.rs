@@ -95,13 +95,6 @@ impl MarkLog {
         }
         self.head.store(t, Release);
     }
-
-    /// Entries not yet drained (approximate while producers run).
-    pub fn pending(&self) -> u64 {
-        self.tail
-            .load(Relaxed)
-            .wrapping_sub(self.head.load(Relaxed))
-    }
 }
 
 impl Drop for MarkLog {

@@ -138,16 +138,6 @@ pub fn find(addr: usize) -> Option<Arc<Mapping>> {
     found
 }
 
-/// Whether the handle pointer is a registered mapping.
-pub fn contains(m: *const Mapping) -> bool {
-    let mut yes = false;
-    scan(&mut |x| {
-        yes = std::ptr::eq(x, m);
-        yes
-    });
-    yes
-}
-
 /// Whether all of [addr, addr+len) lies in registered mappings for which `pred` holds.
 pub fn covered_by(addr: usize, len: usize, pred: &dyn Fn(&Mapping) -> bool) -> bool {
     let end = match addr.checked_add(len) {

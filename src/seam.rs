@@ -31,16 +31,6 @@ pub fn take() -> Vec<Event> {
     LOG.with(|l| l.borrow_mut().take().unwrap_or_default())
 }
 
-/// Return what was recorded so far and keep recording.
-pub fn drain() -> Vec<Event> {
-    LOG.with(|l| {
-        l.borrow_mut()
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    })
-}
-
 pub(crate) fn line(p: usize) {
     let _ = LOG.try_with(|l| {
         if let Ok(mut g) = l.try_borrow_mut() {

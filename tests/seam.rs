@@ -107,14 +107,27 @@ use daxpmem::map::{self, Mapping};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
-fn shm_mapping(name: &str, len: usize, pmem: bool) -> Mapping {
-    let path = format!("/dev/shm/daxpmem-seam-{}-{name}", std::process::id());
+/// A mapping of a new file `dir/name` (unlinked at once), created with `create_flags`,
+/// mapped with `map_flags`, and treated as pmem or not.
+fn mapping_in(
+    dir: &str,
+    name: &str,
+    len: usize,
+    create_flags: u32,
+    map_flags: u32,
+    pmem: bool,
+) -> Mapping {
+    let path = format!("{dir}/daxpmem-seam-{}-{name}", std::process::id());
     let c = std::ffi::CString::new(path.clone()).unwrap();
-    let (fd, n) = map::open_path(&c, len, 1 /* DAX_CREATE */, 0o600).unwrap();
-    let mut m = map::map_fd(fd, 0, n, 0, "test").unwrap();
+    let (fd, n) = map::open_path(&c, len, create_flags, 0o600).unwrap();
+    let mut m = map::map_fd(fd, 0, n, map_flags, "test").unwrap();
     let _ = std::fs::remove_file(&path);
     m.pmem = pmem;
     m
+}
+
+fn shm_mapping(name: &str, len: usize, pmem: bool) -> Mapping {
+    mapping_in("/dev/shm", name, len, 1 /* DAX_CREATE */, 0, pmem)
 }
 
 enum Ev {
@@ -270,12 +283,15 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.5);
     let len = 4 << 20;
-    let path = format!("{dir}/daxpmem-shadow-{}-{mode_flag:#x}", std::process::id());
-    let c = std::ffi::CString::new(path.clone()).unwrap();
-    let (fd, n) = map::open_path(&c, len, 1, 0o600).unwrap();
-    let mut m = map::map_fd(fd, 0, n, mode_flag, "shadow").unwrap();
-    let _ = std::fs::remove_file(&path);
-    m.pmem = true; // the write-back path (real on DAX; forced elsewhere)
+    // pmem: the write-back path (real on DAX; forced elsewhere).
+    let m = mapping_in(
+        &dir,
+        &format!("shadow-{mode_flag:#x}"),
+        len,
+        1,
+        mode_flag,
+        true,
+    );
     let h = handle::new(m).unwrap();
     // SAFETY: h is live until the unmap at the end.
     let m: &'static Mapping = unsafe { handle::get(h, "shadow").unwrap() };
@@ -478,12 +494,14 @@ fn uffd_sparse_shadow() {
     use daxpmem::handle;
     let dir = std::env::var("DAXPMEM_SHADOW_DIR").unwrap_or_else(|_| "/dev/shm".into());
     let len = 64 << 20;
-    let path = format!("{dir}/daxpmem-shadow-sparse-{}", std::process::id());
-    let c = std::ffi::CString::new(path.clone()).unwrap();
-    let (fd, n) = map::open_path(&c, len, 1 | 4 /* DAX_CREATE | DAX_SPARSE */, 0o600).unwrap();
-    let mut m = map::map_fd(fd, 0, n, 0x200, "shadow").unwrap();
-    let _ = std::fs::remove_file(&path);
-    m.pmem = true;
+    let m = mapping_in(
+        &dir,
+        "shadow-sparse",
+        len,
+        1 | 4, /* DAX_CREATE | DAX_SPARSE */
+        0x200,
+        true,
+    );
     let h = handle::new(m).unwrap();
     // SAFETY: h is live until the unmap at the end.
     let m: &'static Mapping = unsafe { handle::get(h, "shadow").unwrap() };
