@@ -25,6 +25,7 @@ pub mod lock;
 pub mod map;
 pub mod marklog;
 pub mod nt;
+pub mod order;
 pub mod pagemap;
 pub mod pmem;
 pub mod registry;

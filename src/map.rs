@@ -130,12 +130,20 @@ pub struct Mapping {
 pub struct SyncScratch {
     /// (first line, count) runs a sync took, sorted and merged (restored on failure).
     pub runs: Vec<(usize, usize)>,
-    /// Radix-sort scratch.
+    /// The mark log's entries a sync took, as sort keys (`marklog::key`).
     pub keys: Vec<u64>,
-    pub tmp: Vec<u64>,
+    /// The index's runs a sync took (ascending).
+    pub taken: Vec<(usize, usize)>,
+    pub order: crate::order::Scratch,
 }
 
 impl Mapping {
+    /// Lines in the mapping (the last may be partial).
+    #[inline]
+    pub fn lines(&self) -> usize {
+        (self.len + self.line - 1) >> self.line_shift
+    }
+
     /// Line index range of `[addr, addr+len)`, which must lie inside the mapping.
     #[inline]
     pub fn lines_of(&self, addr: usize, len: usize) -> (usize, usize) {
@@ -180,7 +188,7 @@ impl Mapping {
 
     /// Move the mark log's entries into the index (the caller holds the sync lock).
     pub fn drain_log_to_index(&self) {
-        self.log.drain(&mut |f, c| self.index.mark(f, f + c));
+        self.log.drain(|f, c| self.index.mark(f, f + c));
     }
 }
 

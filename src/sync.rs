@@ -79,32 +79,59 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     Ok(())
 }
 
-/// Take every dirty line of [lo, hi) into `scratch.runs`, sorted by address, each line
-/// once: the mark log's entries (parts outside the range go to the index) and the
-/// index's bits (through the tracker, which re-protects first). On error nothing taken
-/// is lost: it goes back into the index.
-fn collect(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
-    let runs = &mut scratch.runs;
-    runs.clear();
-    m.log.drain(&mut |f, c| {
-        let (s, e) = (f.max(lo), (f + c).min(hi));
-        if s < e {
-            runs.push((s, e - s));
-        }
-        if f < lo {
-            m.index.mark(f, lo.min(f + c));
-        }
-        if f + c > hi {
-            m.index.mark(hi.max(f), f + c);
-        }
-    });
+/// Take every dirty line of [lo, hi): the mark log's entries into `scratch.keys` (parts
+/// outside the range go to the index) and the index's bits into `scratch.taken` (through
+/// the tracker, which re-protects first). On error nothing taken is lost: it goes back
+/// into the index.
+fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
+    let SyncScratch { keys, taken, .. } = scratch;
+    keys.clear();
+    taken.clear();
+    if lo == 0 && hi >= m.lines() {
+        // The whole mapping: the entries are the keys.
+        m.log.drain_keys(keys);
+    } else {
+        m.log.drain(|f, c| {
+            let (s, e) = (f.max(lo), (f + c).min(hi));
+            if s < e {
+                keys.push(crate::marklog::key(s, e - s));
+            }
+            if f < lo {
+                m.index.mark(f, lo.min(f + c));
+            }
+            if f + c > hi {
+                m.index.mark(hi.max(f), f + c);
+            }
+        });
+    }
     let a = m.addr + (lo << m.line_shift);
     let l = ((hi - lo) << m.line_shift).min(m.addr + m.len - a);
-    if let Err(e) = crate::track::take(m, a, l, lo, hi, &mut |f, c| runs.push((f, c))) {
-        restore(m, runs);
+    if let Err(e) = crate::track::take(m, a, l, lo, hi, &mut |f, c| taken.push((f, c))) {
+        for &k in keys.iter() {
+            let (f, c) = crate::marklog::unkey(k);
+            m.index.mark(f, f + c);
+        }
+        restore(m, taken);
         return Err(e);
     }
-    crate::marklog::sort_merge(runs, &mut scratch.keys, &mut scratch.tmp);
+    Ok(())
+}
+
+/// Take every dirty line of [lo, hi) into `scratch.runs`, ascending, disjoint and not
+/// adjacent. On error nothing taken is lost.
+fn collect(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
+    gather(m, lo, hi, scratch)?;
+    let SyncScratch {
+        runs,
+        keys,
+        taken,
+        order,
+    } = scratch;
+    runs.clear();
+    crate::order::for_each_run(keys, taken, order, |f, c| match runs.last_mut() {
+        Some(last) if last.0 + last.1 == f => last.1 += c,
+        _ => runs.push((f, c)),
+    });
     Ok(())
 }
 
@@ -115,25 +142,29 @@ fn restore(m: &Mapping, runs: &[(usize, usize)]) {
     }
 }
 
-/// Pmem: take every dirty line of [lo, hi) first, write back afterwards, then one fence.
-/// CLWB and CLFLUSHOPT are ordered against locked read-modify-write instructions, so
-/// interleaving them with the index's atomic swaps would wait for each write-back in turn
-/// (measured: 150 ns more per random line).
+/// Pmem: take every dirty line of [lo, hi) first, then write them back in address order,
+/// each once (order.rs), then one fence. Taking comes first because CLWB and CLFLUSHOPT
+/// are ordered against locked read-modify-write instructions: interleaving them with the
+/// index's atomic swaps would wait for each write-back in turn (measured: 150 ns more
+/// per random line).
 fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
     let c = cpu::config();
-    let skip = c.skip_writeback();
-    collect(m, lo, hi, scratch)?;
-    let mut n = 0u64;
-    for &(first, count) in scratch.runs.iter() {
-        if !skip {
+    gather(m, lo, hi, scratch)?;
+    let SyncScratch {
+        keys, taken, order, ..
+    } = scratch;
+    let n = if c.skip_writeback() {
+        crate::order::for_each_run(keys, taken, order, |_, _| {})
+    } else {
+        let (base, shift, line) = (m.addr, m.line_shift, m.line);
+        crate::order::for_each_run(keys, taken, order, |f, n| {
             // SAFETY: the lines lie inside the mapping, which stays mapped while the
             // caller holds a reference to it.
-            unsafe { flush::wb_lines(c.flush, m.addr + (first << m.line_shift), count, m.line) };
-        }
-        n += count as u64;
-    }
+            unsafe { flush::wb_lines(c.flush, base + (f << shift), n, line) }
+        })
+    };
     flush::fence();
-    if !skip {
+    if !c.skip_writeback() {
         count_lines(m, n);
     }
     Ok(())
