@@ -163,7 +163,9 @@ static void sync_paths(void) {
     struct dax_stats s3 = stats(m);
     CHECK(s3.dirty_lines == 0);
     CHECK(s3.msync_calls == (pmem ? 0u : 1u));
-    CHECK(s3.lines_written_back == want_lines);
+    /* With persistent caches (eADR, or DAXPMEM_NO_FLUSH=1) pmem needs only the fence. */
+    int skip = pmem && (s0.flags & DAX_STAT_EADR) != 0;
+    CHECK(s3.lines_written_back == (skip ? 0u : want_lines));
     /* Clean again: still one msync at most. */
     CHECK(dax_sync(m, NULL, 0) == 0);
     CHECK(stats(m).msync_calls == (pmem ? 0u : 1u));

@@ -53,19 +53,14 @@ pub unsafe fn fill(dst: *mut u8, val: u8, len: usize, c: &Config) -> Temporal {
     let (head, body, tail) = split(d, len);
     // SAFETY: head, body and tail partition the caller's range; the body is 64-byte aligned.
     unsafe {
-        // An empty head or tail makes no libc call.
-        if head > 0 {
-            dst.write_bytes(val, head);
-        }
+        dst.write_bytes(val, head);
         let b = dst.add(head);
         match c.nt {
             Nt::Avx512 => fill_avx512(b, val, body),
             Nt::Avx2 => fill_avx2(b, val, body),
             _ => fill_sse2(b, val, body),
         }
-        if tail > 0 {
-            b.add(body).write_bytes(val, tail);
-        }
+        b.add(body).write_bytes(val, tail);
     }
     Temporal {
         ranges: [(d, head), (d + head + body, tail)],
@@ -86,18 +81,14 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temp
     let (head, body, tail) = split(d, len);
     // SAFETY: as for fill; src advances with dst.
     unsafe {
-        if head > 0 {
-            core::ptr::copy_nonoverlapping(src, dst, head);
-        }
+        core::ptr::copy_nonoverlapping(src, dst, head);
         let (bd, bs) = (dst.add(head), src.add(head));
         match c.nt {
             Nt::Avx512 => copy_avx512(bd, bs, body),
             Nt::Avx2 => copy_avx2(bd, bs, body),
             _ => copy_sse2(bd, bs, body),
         }
-        if tail > 0 {
-            core::ptr::copy_nonoverlapping(bs.add(body), bd.add(body), tail);
-        }
+        core::ptr::copy_nonoverlapping(bs.add(body), bd.add(body), tail);
     }
     Temporal {
         ranges: [(d, head), (d + head + body, tail)],
@@ -135,18 +126,14 @@ unsafe fn copy_fwd(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temp
     // SAFETY: as for copy; head and tail use ptr::copy, which tolerates overlap, and the
     // body loops load each block before storing it, moving forward with dst < src.
     unsafe {
-        if head > 0 {
-            core::ptr::copy(src, dst, head);
-        }
+        core::ptr::copy(src, dst, head);
         let (bd, bs) = (dst.add(head), src.add(head));
         match c.nt {
             Nt::Avx512 => copy_avx512(bd, bs, body),
             Nt::Avx2 => copy_avx2(bd, bs, body),
             _ => copy_sse2(bd, bs, body),
         }
-        if tail > 0 {
-            core::ptr::copy(bs.add(body), bd.add(body), tail);
-        }
+        core::ptr::copy(bs.add(body), bd.add(body), tail);
     }
     Temporal {
         ranges: [(d, head), (d + head + body, tail)],

@@ -15,10 +15,9 @@
 //! k = 100 sync slower (3.3 against 2.5 us) and the marks after it too: the core's
 //! switch into and out of 512-bit operation costs more than it saves. Bucketing by the
 //! high bits with an insertion sort per bucket was no faster than the standard sort.
-//! Handing out
-//! each sorted chunk's runs before sorting the next, so the write-backs would complete
-//! while the CPU sorts, did not help: the write-back loop stalls at the CLWB
-//! throughput and the sort of the next chunk waits behind it.
+//! Handing out each sorted chunk's runs before sorting the next, so the write-backs
+//! would complete while the CPU sorts, did not help: the write-back loop stalls at the
+//! CLWB throughput and the sort of the next chunk waits behind it.
 
 use crate::marklog::{unkey, COUNT_BITS};
 

@@ -150,23 +150,22 @@ fn restore(m: &Mapping, runs: &[(usize, usize)]) {
 fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
     let c = cpu::config();
     gather(m, lo, hi, scratch)?;
+    if c.skip_writeback() {
+        // eADR or PMEM_NO_FLUSH=1: what was taken is durable once fenced.
+        flush::fence();
+        return Ok(());
+    }
     let SyncScratch {
         keys, taken, order, ..
     } = scratch;
-    let n = if c.skip_writeback() {
-        crate::order::for_each_run(keys, taken, order, |_, _| {})
-    } else {
-        let (base, shift, line) = (m.addr, m.line_shift, m.line);
-        crate::order::for_each_run(keys, taken, order, |f, n| {
-            // SAFETY: the lines lie inside the mapping, which stays mapped while the
-            // caller holds a reference to it.
-            unsafe { flush::wb_lines(c.flush, base + (f << shift), n, line) }
-        })
-    };
+    let (base, shift, line) = (m.addr, m.line_shift, m.line);
+    let n = crate::order::for_each_run(keys, taken, order, |f, n| {
+        // SAFETY: the lines lie inside the mapping, which stays mapped while the caller
+        // holds a reference to it.
+        unsafe { flush::wb_lines(c.flush, base + (f << shift), n, line) }
+    });
     flush::fence();
-    if !c.skip_writeback() {
-        count_lines(m, n);
-    }
+    count_lines(m, n);
     Ok(())
 }
 

@@ -20,7 +20,7 @@ BENCH_DAX_ARGS  ?=
 
 .PHONY: bench-dax test-devdax
 
-$(TBIN)/bench_dax: bench/bench_dax.c tmp-install
+$(TBIN)/bench_dax: bench/bench_dax.c bench/bench_util.h tmp-install
 	@mkdir -p $(TBIN)
 	$(CC) -std=c11 $(CWARN) -D_GNU_SOURCE -O2 -o $@ $< $$($(PKGENV) pkg-config --cflags --libs daxpmem) \
 	    -Wl,-rpath,$$($(PKGENV) pkg-config --variable=libdir daxpmem)
