@@ -29,6 +29,9 @@ const SMALL: usize = 192;
 #[derive(Default)]
 pub struct Scratch {
     buf: Vec<u64>,
+    a32: Vec<u32>,
+    b32: Vec<u32>,
+    hist: Vec<u32>,
 }
 
 /// Hands out ascending, disjoint runs and counts their lines: what a run shares with
@@ -75,16 +78,34 @@ pub fn for_each_run(
         }
         out.put(f, c);
     };
-    if !keys.windows(2).all(|w| w[0] <= w[1]) {
-        if keys.len() <= SMALL {
+    let ascending = keys.is_sorted();
+    if ascending || keys.len() <= SMALL {
+        if !ascending {
             keys.sort_unstable();
+        }
+        for &k in keys.iter() {
+            put(&mut out, k);
+        }
+    } else {
+        let (min, max) = keys
+            .iter()
+            .fold((u64::MAX, 0), |(lo, hi), &k| (lo.min(k), hi.max(k)));
+        // The digits are those of (first line - smallest first line).
+        let base = min & !((1 << COUNT_BITS) - 1);
+        if max - base <= u32::MAX as u64 {
+            // Relative keys fit 32 bits (any mapping below 2^25 lines, 2 GiB at 64-byte
+            // lines, and any sync whose keys lie closer together): half the memory
+            // traffic a pass.
+            for &k in radix_sort32(keys, base, max, s) {
+                put(&mut out, k as u64 + base);
+            }
         } else {
             s.buf.resize(s.buf.len().max(keys.len()), 0);
-            radix_sort(keys, &mut s.buf[..keys.len()]);
+            radix_sort(keys, base, max, &mut s.buf[..keys.len()]);
+            for &k in keys.iter() {
+                put(&mut out, k);
+            }
         }
-    }
-    for &k in keys.iter() {
-        put(&mut out, k);
     }
     for &(f, c) in &sorted[j..] {
         out.put(f, c);
@@ -96,15 +117,8 @@ pub fn for_each_run(
 /// keep their order, which `Dedup` does not mind) by an LSD radix sort of 8 bits a pass
 /// over the line bits the keys' spread needs; one read builds every pass's histogram,
 /// and a pass whose digit is the same in every key is skipped.
-fn radix_sort(v: &mut [u64], buf: &mut [u64]) {
+fn radix_sort(v: &mut [u64], base: u64, max: u64, buf: &mut [u64]) {
     const D: u32 = 8;
-    let (mut min, mut max) = (u64::MAX, 0);
-    for &x in v.iter() {
-        min = min.min(x);
-        max = max.max(x);
-    }
-    // The digits are those of (first line - smallest first line).
-    let base = min & !((1 << COUNT_BITS) - 1);
     let bits = u64::BITS - ((max - base) >> COUNT_BITS).leading_zeros();
     let passes = bits.div_ceil(D) as usize;
     let mut hist = [[0u32; 1 << D]; 8];
@@ -138,6 +152,70 @@ fn radix_sort(v: &mut [u64], buf: &mut [u64]) {
     if in_buf {
         v.copy_from_slice(buf);
     }
+}
+
+/// `radix_sort` for keys whose distance from `base` fits 32 bits: the first pass reads
+/// the 64-bit keys and writes 32-bit ones (key - base), the others move 32-bit keys.
+/// Digits of 8 bits for a few thousand keys, up to 12 for more (fewer passes, when
+/// the keys outnumber the histogram's buckets). Returns the sorted relative keys.
+fn radix_sort32<'a>(v: &[u64], base: u64, max: u64, s: &'a mut Scratch) -> &'a [u32] {
+    let n = v.len();
+    let bits = u64::BITS - ((max - base) >> COUNT_BITS).leading_zeros();
+    let dmax = if n < 4096 { 8 } else { 12 };
+    let passes = bits.div_ceil(dmax).max(1);
+    let d = bits.div_ceil(passes).max(1);
+    let nb = 1usize << d;
+    let mask = (nb - 1) as u32;
+    s.hist.clear();
+    s.hist.resize(passes as usize * nb, 0);
+    s.a32.resize(s.a32.len().max(n), 0);
+    s.b32.resize(s.b32.len().max(n), 0);
+    let digit = |x: u32, p: u32| ((x >> (COUNT_BITS + d * p)) & mask) as usize;
+    for &x in v.iter() {
+        let r = (x - base) as u32;
+        for p in 0..passes {
+            s.hist[p as usize * nb + digit(r, p)] += 1;
+        }
+    }
+    let (mut src, mut dst) = (&mut s.a32[..n], &mut s.b32[..n]);
+    let mut first = true;
+    for p in 0..passes {
+        let h = &mut s.hist[p as usize * nb..(p as usize + 1) * nb];
+        let (mut sum, mut one_bucket) = (0u32, false);
+        for c in h.iter_mut() {
+            let k = *c;
+            one_bucket |= k as usize == n;
+            *c = sum;
+            sum += k;
+        }
+        if one_bucket {
+            continue;
+        }
+        if first {
+            // 64-bit keys in, 32-bit relative keys out (into src, which then holds them).
+            for &x in v.iter() {
+                let r = (x - base) as u32;
+                let b = digit(r, p);
+                src[h[b] as usize] = r;
+                h[b] += 1;
+            }
+            first = false;
+            continue;
+        }
+        for &x in src.iter() {
+            let b = digit(x, p);
+            dst[h[b] as usize] = x;
+            h[b] += 1;
+        }
+        std::mem::swap(&mut src, &mut dst);
+    }
+    if first {
+        // Every key has the same first line: any order is ascending by first line.
+        for (o, &x) in src.iter_mut().zip(v) {
+            *o = (x - base) as u32;
+        }
+    }
+    src
 }
 
 #[cfg(test)]
@@ -201,6 +279,22 @@ mod tests {
                 model_check(&keys, &[]);
                 model_check(&[], &sorted);
             }
+        }
+    }
+
+    #[test]
+    fn radix_passes_skipped_and_one_line() {
+        // Unsorted keys, all of one first line (no pass runs), then lines whose low
+        // digit never changes (the first pass is skipped), in both key widths.
+        let one: Vec<u64> = (0..1000)
+            .map(|i| key(77, 1 + (i * 7919) % MAX_RUN))
+            .collect();
+        model_check(&one, &[]);
+        for step in [256usize, 1 << 12, 1 << 33] {
+            let keys: Vec<u64> = (0..6000usize)
+                .map(|i| key(((i * 2_654_435_761) % 6000) * step, 1 + i % 3))
+                .collect();
+            model_check(&keys, &[(5, 10)]);
         }
     }
 
