@@ -332,8 +332,7 @@ pmem_drain(void)
 EXPORT void
 pmem_persist(const void *addr, size_t len)
 {
-	daxpmem_flush(addr, len);
-	wmb_pmem();
+	daxpmem_persist(addr, len);
 }
 
 EXPORT int

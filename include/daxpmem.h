@@ -423,6 +423,12 @@ int dax_range_is_pmem(const void *addr, size_t len);
 void daxpmem_flush(const void *addr, size_t len);
 
 /**
+ * daxpmem_flush() then wmb_pmem() in one call: libpmem's pmem_persist(). The fence is
+ * issued in every case (len 0 and errors included). Errors as wb_cache_pmem().
+ */
+void daxpmem_persist(const void *addr, size_t len);
+
+/**
  * 1 if every NVDIMM region's persistence domain is the CPU cache (eADR), 0 if not or
  * if there is no NVDIMM bus, -1 if sysfs could not be read: libpmem's
  * pmem_has_auto_flush().
@@ -482,7 +488,7 @@ dax_map_t *dax_adopt(void *addr, size_t len, int fd, off_t offset, unsigned int 
 /**
  * Drop a mapping from daxpmem without unmapping it: the handle is retired, the dirty
  * index discarded (sync first if it matters), and the memory stays mapped and becomes
- * the caller's again. Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
+ * the caller's again (writable and no longer tracked, also after DAX_TRACK_MPROTECT). Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
  */
 int dax_forget(dax_map_t *m);
 

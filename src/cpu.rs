@@ -5,7 +5,7 @@
 //! function of CPUID and the environment, so racing initialisers store the same
 //! value into one atomic word.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// The cache-line write-back instruction in use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,70 +98,31 @@ impl Config {
 /// The default non-temporal threshold, as in PMDK (`MOVNT_THRESHOLD`).
 pub(crate) const DEFAULT_MOVNT_THRESHOLD: usize = 256;
 
-// Packed Config: bit 63 set once decided.
-static STATE: AtomicU64 = AtomicU64::new(0);
-const READY: u64 = 1 << 63;
-
-fn pack(c: &Config) -> u64 {
-    let log_line = c.line.trailing_zeros() as u64; // < 16
-    let thr = (c.movnt_threshold as u64).min((1 << 40) - 1);
-    let nf = match c.no_flush_env {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
-    };
-    READY
-        | (c.flush as u64)
-        | (c.nt as u64) << 2
-        | log_line << 4
-        | (c.force_pmem as u64) << 9
-        | (c.eadr as u64) << 10
-        | (c.force_not_pmem as u64) << 11
-        | nf << 12
-        | thr << 16
-}
-
-fn unpack(v: u64) -> Config {
-    Config {
-        flush: match v & 3 {
-            0 => Flush::Clwb,
-            1 => Flush::Clflushopt,
-            _ => Flush::Clflush,
-        },
-        nt: match (v >> 2) & 3 {
-            0 => Nt::Avx512,
-            1 => Nt::Avx2,
-            2 => Nt::Sse2,
-            _ => Nt::None,
-        },
-        line: 1usize << ((v >> 4) & 31),
-        force_pmem: (v >> 9) & 1 == 1,
-        eadr: (v >> 10) & 1 == 1,
-        force_not_pmem: (v >> 11) & 1 == 1,
-        no_flush_env: match (v >> 12) & 3 {
-            0 => None,
-            1 => Some(false),
-            _ => Some(true),
-        },
-        movnt_threshold: ((v >> 16) & ((1 << 40) - 1)) as usize,
-    }
-}
+/// The configuration in force: published once built, never freed (a reader may hold
+/// an old one after a re-read), so every read is one load and a plain borrow, with no
+/// unpacking on the hot paths.
+static CURRENT: AtomicPtr<Config> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The configuration, decided on first use.
 #[inline]
-pub fn config() -> Config {
-    let v = STATE.load(Ordering::Acquire);
-    if v & READY != 0 {
-        return unpack(v);
+pub fn config() -> &'static Config {
+    let p = CURRENT.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: p was published by `init` after the Config was written, and is never
+        // freed.
+        return unsafe { &*p };
     }
     init()
 }
 
 /// Decide (or re-read) the configuration. Idempotent; called by the constructor.
-pub fn init() -> Config {
+#[cold]
+#[inline(never)]
+pub fn init() -> &'static Config {
     let c = detect(&|k| env(k), &Features::probe(), eadr_from_sysfs());
-    STATE.store(pack(&c), Ordering::Release);
-    c
+    let p = Box::leak(Box::new(c));
+    CURRENT.store(p, Ordering::Release);
+    p
 }
 
 /// CPU features that matter here, one CPUID predicate each.
@@ -458,24 +419,6 @@ mod tests {
         // The real CPU reports something sane.
         let real = Features::probe();
         assert!(real.clflush_line.is_power_of_two(), "{real:?}");
-    }
-
-    #[test]
-    fn pack_round_trips() {
-        for kv in [
-            vec![],
-            vec![("DAXPMEM_NO_CLWB", "1"), ("PMEM_IS_PMEM_FORCE", "1")],
-            vec![("PMEM_NO_FLUSH", "0"), ("PMEM_IS_PMEM_FORCE", "0")],
-            vec![
-                ("PMEM_NO_FLUSH", "1"),
-                ("DAXPMEM_MOVNT_THRESHOLD", "123456789"),
-            ],
-        ] {
-            for eadr in [false, true] {
-                let c = detect(&with(&kv), &all(), eadr);
-                assert_eq!(unpack(pack(&c)), c);
-            }
-        }
     }
 
     #[test]

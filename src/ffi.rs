@@ -562,6 +562,14 @@ pub extern "C" fn daxpmem_flush(addr: *const c_void, len: size_t) {
     guard((), || unsafe { pmem::flush_unless_eadr(addr.cast(), len) })
 }
 
+/// daxpmem_flush() then wmb_pmem() in one call: libpmem's pmem_persist(). The fence is
+/// issued in every case (len 0 and errors included). Errors as wb_cache_pmem().
+#[no_mangle]
+pub extern "C" fn daxpmem_persist(addr: *const c_void, len: size_t) {
+    // SAFETY: the caller promises the range is mapped; the core checks NULL and wrap.
+    guard((), || unsafe { pmem::persist(addr.cast(), len) })
+}
+
 /// 1 if every NVDIMM region's persistence domain is the CPU cache (eADR), 0 if not or
 /// if there is no NVDIMM bus, -1 if sysfs could not be read: libpmem's
 /// pmem_has_auto_flush().
@@ -720,16 +728,12 @@ pub extern "C" fn dax_adopt(
 
 /// Drop a mapping from daxpmem without unmapping it: the handle is retired, the dirty
 /// index discarded (sync first if it matters), and the memory stays mapped and becomes
-/// the caller's again. Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
+/// the caller's again (writable and no longer tracked, also after DAX_TRACK_MPROTECT). Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
 #[no_mangle]
 pub extern "C" fn dax_forget(m: *mut dax_map_t) -> c_int {
     guard(-1, || {
-        // SAFETY: m is NULL or a handle from dax_map; handle::get checks it.
-        let map = unsafe { handle::get(m, "dax_forget") }?;
-        map.owns_memory
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        // SAFETY: as above.
-        unsafe { handle::unmap(m) }.map(|_| 0)
+        // SAFETY: m is NULL or a handle from dax_map; handle::forget checks it.
+        unsafe { handle::forget(m) }.map(|_| 0)
     })
 }
 

@@ -102,6 +102,20 @@ pub unsafe fn unmap(h: *mut Handle) -> Result<()> {
     Ok(())
 }
 
+/// Forget: hand the memory back to the caller (writable, untracked), then retire the
+/// handle as `unmap` does, without unmapping or syncing.
+///
+/// # Safety
+/// As for `get`.
+pub unsafe fn forget(h: *mut Handle) -> Result<()> {
+    // SAFETY: per the contract.
+    let m = unsafe { get(h, "dax_forget") }?;
+    crate::track::disarm(m)?;
+    m.owns_memory.store(false, SeqCst);
+    // SAFETY: per the contract.
+    unsafe { unmap(h) }
+}
+
 /// The live handle of the mapping containing `addr`, if any.
 pub fn find(addr: usize) -> Option<*mut Handle> {
     let m = registry::find(addr)?;

@@ -716,7 +716,7 @@ impl Mapping {
         if self.pmem {
             let c = cpu::config();
             // SAFETY: per the contract.
-            let t = unsafe { crate::nt::move_(dst as *mut u8, src, len, &c) };
+            let t = unsafe { crate::nt::move_(dst as *mut u8, src, len, c) };
             for (a, l) in t.iter() {
                 self.mark(a, l);
             }
@@ -735,7 +735,7 @@ impl Mapping {
         if self.pmem {
             let c = cpu::config();
             // SAFETY: per the contract.
-            let t = unsafe { crate::nt::fill(dst as *mut u8, val, len, &c) };
+            let t = unsafe { crate::nt::fill(dst as *mut u8, val, len, c) };
             for (a, l) in t.iter() {
                 self.mark(a, l);
             }

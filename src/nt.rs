@@ -43,6 +43,7 @@ fn uses_nt(c: &Config, len: usize) -> bool {
 ///
 /// # Safety
 /// The range is writable memory of the caller's and `dst + len` does not wrap.
+#[inline(always)]
 pub unsafe fn fill(dst: *mut u8, val: u8, len: usize, c: &Config) -> Temporal {
     let d = dst as usize;
     if !uses_nt(c, len) {
@@ -53,14 +54,18 @@ pub unsafe fn fill(dst: *mut u8, val: u8, len: usize, c: &Config) -> Temporal {
     let (head, body, tail) = split(d, len);
     // SAFETY: head, body and tail partition the caller's range; the body is 64-byte aligned.
     unsafe {
-        dst.write_bytes(val, head);
+        if head > 0 {
+            dst.write_bytes(val, head);
+        }
         let b = dst.add(head);
         match c.nt {
             Nt::Avx512 => fill_avx512(b, val, body),
             Nt::Avx2 => fill_avx2(b, val, body),
             _ => fill_sse2(b, val, body),
         }
-        b.add(body).write_bytes(val, tail);
+        if tail > 0 {
+            b.add(body).write_bytes(val, tail);
+        }
     }
     Temporal {
         ranges: [(d, head), (d + head + body, tail)],
@@ -100,6 +105,7 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temp
 ///
 /// # Safety
 /// Both ranges are the caller's and do not wrap.
+#[inline(always)]
 pub unsafe fn move_(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temporal {
     let (d, s) = (dst as usize, src as usize);
     let disjoint = d + len <= s || s + len <= d;
@@ -115,6 +121,7 @@ pub unsafe fn move_(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Tem
 }
 
 /// `copy`, allowed to overlap when dst < src by at least a block.
+#[inline(always)]
 unsafe fn copy_fwd(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temporal {
     let d = dst as usize;
     if !uses_nt(c, len) {
@@ -126,14 +133,18 @@ unsafe fn copy_fwd(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temp
     // SAFETY: as for copy; head and tail use ptr::copy, which tolerates overlap, and the
     // body loops load each block before storing it, moving forward with dst < src.
     unsafe {
-        core::ptr::copy(src, dst, head);
+        if head > 0 {
+            core::ptr::copy(src, dst, head);
+        }
         let (bd, bs) = (dst.add(head), src.add(head));
         match c.nt {
             Nt::Avx512 => copy_avx512(bd, bs, body),
             Nt::Avx2 => copy_avx2(bd, bs, body),
             _ => copy_sse2(bd, bs, body),
         }
-        core::ptr::copy(bs.add(body), bd.add(body), tail);
+        if tail > 0 {
+            core::ptr::copy(bs.add(body), bd.add(body), tail);
+        }
     }
     Temporal {
         ranges: [(d, head), (d + head + body, tail)],
@@ -351,7 +362,7 @@ mod tests {
         let c = Config {
             nt: Nt::Sse2,
             movnt_threshold: 0,
-            ..cpu::config()
+            ..*cpu::config()
         };
         let mut buf = vec![0u8; 4096];
         let base = (buf.as_mut_ptr() as usize).next_multiple_of(64);

@@ -53,6 +53,7 @@ pub fn wmb_pmem() {
 ///
 /// # Safety
 /// The ranges must be mapped memory of the caller's.
+#[inline(always)]
 pub unsafe fn wb_temporal(t: &nt::Temporal) {
     for (a, l) in t.iter() {
         // SAFETY: per the caller; each range is non-empty and was just written.
@@ -69,7 +70,7 @@ pub unsafe fn memset_to_pmem(addr: *mut u8, val: u8, len: usize) -> Result<()> {
         let c = cpu::config();
         // SAFETY: checked, and writable per the caller.
         unsafe {
-            let t = nt::fill(addr, val, len, &c);
+            let t = nt::fill(addr, val, len, c);
             wb_temporal(&t);
         }
     }
@@ -97,7 +98,7 @@ pub unsafe fn memcpy_to_pmem(dst: *mut u8, src: *const u8, len: usize) -> Result
         let c = cpu::config();
         // SAFETY: checked; per the caller.
         unsafe {
-            let t = nt::move_(dst, src, len, &c);
+            let t = nt::move_(dst, src, len, c);
             wb_temporal(&t);
         }
     }
@@ -113,14 +114,27 @@ pub(crate) const MEM_WB: u32 = 1 << 4;
 pub(crate) const MEM_NOFLUSH: u32 = 1 << 5;
 pub(crate) const MEM_VALID: u32 = (1 << 6) - 1;
 
-fn mem_config(what: &str, flags: u32) -> Result<cpu::Config> {
+/// The flags that change how a copy or fill is made, not only what follows it.
+const MEM_HOW: u32 = MEM_NONTEMPORAL | MEM_TEMPORAL | MEM_WC | MEM_WB | MEM_NOFLUSH;
+
+#[inline]
+fn check_flags(what: &str, flags: u32) -> Result<()> {
     if flags & !MEM_VALID != 0 {
-        return Err(Error::inval(format!(
-            "{what}: unknown flags {:#x}",
-            flags & !MEM_VALID
-        )));
+        return Err(flags_error(what, flags));
     }
-    let mut c = cpu::config();
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn flags_error(what: &str, flags: u32) -> Error {
+    Error::inval(format!("{what}: unknown flags {:#x}", flags & !MEM_VALID))
+}
+
+/// The configuration a copy or fill with `MEM_HOW` flags uses.
+#[cold]
+fn mem_config(flags: u32) -> cpu::Config {
+    let mut c = *cpu::config();
     if flags & (MEM_TEMPORAL | MEM_WB | MEM_NOFLUSH) != 0 {
         c.nt = cpu::Nt::None;
     } else if flags & (MEM_NONTEMPORAL | MEM_WC) != 0 {
@@ -130,7 +144,7 @@ fn mem_config(what: &str, flags: u32) -> Result<cpu::Config> {
             c.nt = cpu::detect(&|_| None, &cpu::Features::probe(), c.eadr).nt;
         }
     }
-    Ok(c)
+    c
 }
 
 /// Finish a copy or fill: write back what ordinary stores wrote (unless NOFLUSH, or
@@ -138,6 +152,7 @@ fn mem_config(what: &str, flags: u32) -> Result<cpu::Config> {
 ///
 /// # Safety
 /// The ranges of `t` are mapped memory of the caller's.
+#[inline(always)]
 unsafe fn finish(t: &nt::Temporal, flags: u32, c: &cpu::Config) {
     if flags & MEM_NOFLUSH != 0 {
         return;
@@ -156,18 +171,24 @@ unsafe fn finish(t: &nt::Temporal, flags: u32, c: &cpu::Config) {
 ///
 /// # Safety
 /// `dst` writable and `src` readable for `len` bytes.
+#[inline(always)]
 pub unsafe fn memmove_flags(dst: *mut u8, src: *const u8, len: usize, flags: u32) -> Result<()> {
-    let c = mem_config("daxpmem_memmove", flags)?;
+    check_flags("daxpmem_memmove", flags)?;
     if !check_range("daxpmem_memmove (dst)", dst as usize, len)?
         || !check_range("daxpmem_memmove (src)", src as usize, len)?
         || std::ptr::eq(dst, src)
     {
         return Ok(());
     }
+    let c = cpu::config();
     // SAFETY: checked; per the caller.
     unsafe {
-        let t = nt::move_(dst, src, len, &c);
-        finish(&t, flags, &c);
+        let t = if flags & MEM_HOW == 0 {
+            nt::move_(dst, src, len, c)
+        } else {
+            nt::move_(dst, src, len, &mem_config(flags))
+        };
+        finish(&t, flags, c);
     }
     Ok(())
 }
@@ -176,15 +197,21 @@ pub unsafe fn memmove_flags(dst: *mut u8, src: *const u8, len: usize, flags: u32
 ///
 /// # Safety
 /// `dst` writable for `len` bytes.
+#[inline(always)]
 pub unsafe fn memset_flags(dst: *mut u8, val: u8, len: usize, flags: u32) -> Result<()> {
-    let c = mem_config("daxpmem_memset", flags)?;
+    check_flags("daxpmem_memset", flags)?;
     if !check_range("daxpmem_memset", dst as usize, len)? {
         return Ok(());
     }
+    let c = cpu::config();
     // SAFETY: checked; per the caller.
     unsafe {
-        let t = nt::fill(dst, val, len, &c);
-        finish(&t, flags, &c);
+        let t = if flags & MEM_HOW == 0 {
+            nt::fill(dst, val, len, c)
+        } else {
+            nt::fill(dst, val, len, &mem_config(flags))
+        };
+        finish(&t, flags, c);
     }
     Ok(())
 }
@@ -200,4 +227,24 @@ pub unsafe fn flush_unless_eadr(addr: *const u8, len: usize) -> Result<()> {
     }
     // SAFETY: forwarded.
     unsafe { wb_cache_pmem(addr, len) }
+}
+
+/// libpmem's `pmem_persist`: `flush_unless_eadr`, then the fence (always, so that a
+/// failed check still orders what came before, as the two separate calls would).
+///
+/// # Safety
+/// The range is mapped memory of the caller's.
+#[inline(always)]
+pub unsafe fn persist(addr: *const u8, len: usize) -> Result<()> {
+    let c = cpu::config();
+    let r = check_range("daxpmem_persist", addr as usize, len);
+    if let Ok(true) = r {
+        if !c.skip_writeback() {
+            let (first, n) = flush::line_span(addr as usize, len, c.line);
+            // SAFETY: checked non-empty, non-wrapping; mapped per the caller.
+            unsafe { flush::wb_lines(c.flush, first, n, c.line) };
+        }
+    }
+    flush::fence();
+    r.map(|_| ())
 }

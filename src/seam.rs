@@ -84,3 +84,52 @@ pub(crate) fn msync_failure() -> Option<i32> {
         e => Some(e),
     }
 }
+
+/// Tracking events for diagnosing a lost write in a shadow test: every page range the
+/// fault handler marked and opened, and every range a collector protected and took,
+/// with the seam tick at which it happened (under the fault lock). A fixed ring of
+/// atomics, so the signal handler can record without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    /// The handler marked [start, start+len) and made it writable.
+    Open { tick: u64, start: usize, len: usize },
+    /// A collector protected [start, start+len) and took its bits.
+    Protect { tick: u64, start: usize, len: usize },
+}
+
+const TRACK_CAP: usize = 1 << 20;
+static TRACK_N: AtomicU64 = AtomicU64::new(0);
+static TRACK: [[AtomicU64; 3]; TRACK_CAP] = [const { [const { AtomicU64::new(0) }; 3] }; TRACK_CAP];
+
+use std::sync::atomic::AtomicU64;
+
+/// Record a tracking event (async-signal-safe: atomics only). `protect` tells the kind.
+pub(crate) fn track(protect: bool, start: usize, len: usize) {
+    let t = tick();
+    let i = TRACK_N.fetch_add(1, Ordering::SeqCst) as usize;
+    if i < TRACK_CAP {
+        TRACK[i][0].store(t << 1 | protect as u64, Ordering::SeqCst);
+        TRACK[i][1].store(start as u64, Ordering::SeqCst);
+        TRACK[i][2].store(len as u64, Ordering::SeqCst);
+    }
+}
+
+/// The tracking events recorded so far (up to the ring's capacity), and clear them.
+pub fn track_events() -> Vec<Track> {
+    let n = (TRACK_N.swap(0, Ordering::SeqCst) as usize).min(TRACK_CAP);
+    (0..n)
+        .map(|i| {
+            let w = TRACK[i][0].load(Ordering::SeqCst);
+            let (tick, start, len) = (
+                w >> 1,
+                TRACK[i][1].load(Ordering::SeqCst) as usize,
+                TRACK[i][2].load(Ordering::SeqCst) as usize,
+            );
+            if w & 1 == 1 {
+                Track::Protect { tick, start, len }
+            } else {
+                Track::Open { tick, start, len }
+            }
+        })
+        .collect()
+}

@@ -240,11 +240,15 @@ fn open_page(m: &Mapping, addr: usize) -> bool {
     // SAFETY: [start, start+len) is part of this tracked mapping; making it writable is
     // what the faulting store needs.
     let mut ok = unsafe { sys::mprotect(start, len, libc::PROT_READ | libc::PROT_WRITE) }.is_ok();
+    #[cfg(feature = "seam")]
+    crate::seam::track(false, start, len);
     if !ok {
         // Out of VMAs (or memory): open the whole mapping, which merges its VMAs.
         m.mark_index(m.addr, m.len);
         // SAFETY: the whole mapping is ours.
         ok = unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ | libc::PROT_WRITE) }.is_ok();
+        #[cfg(feature = "seam")]
+        crate::seam::track(false, m.addr, m.len);
     }
     m.counters.tracked_faults.fetch_add(1, SeqCst);
     m.fault_lock.unlock();
@@ -267,6 +271,27 @@ pub fn arm(m: &Mapping) -> Result<()> {
             .map_err(|e| Error::new(e.errno, format!("DAX_TRACK_MPROTECT: {}", e.msg)))?;
     }
     Ok(())
+}
+
+/// Stop tracking a mapping that is handed back to the caller (dax_forget): an
+/// mprotect-tracked mapping is made writable again, while it is still registered (so
+/// that no store in between faults without an owner). Its dirty bits are the caller's
+/// concern (dax_forget discards them). A uffd-tracked mapping is released when its
+/// userfaultfd is closed, with the mapping.
+pub fn disarm(m: &Mapping) -> Result<()> {
+    if m.track != Track::Mprotect {
+        return Ok(());
+    }
+    m.fault_lock.lock();
+    // SAFETY: the whole mapping is ours until the caller takes it back, writable as made.
+    let r = unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ | libc::PROT_WRITE) };
+    m.fault_lock.unlock();
+    r.map_err(|e| {
+        Error::new(
+            e.errno,
+            format!("dax_forget: unprotecting the mapping: {}", e.msg),
+        )
+    })
 }
 
 /// Take the dirty lines of [addr, addr+len) (lines [lo, hi)) for a sync, which holds
@@ -314,6 +339,8 @@ pub fn take(
             OPEN_RUNS.fetch_sub(n.min(OPEN_RUNS.load(SeqCst)), SeqCst);
         }
         m.index.take(lo, hi, f);
+        #[cfg(feature = "seam")]
+        crate::seam::track(true, start, end - start);
     }
     m.fault_lock.unlock();
     // SAFETY: restoring this thread's mask.
