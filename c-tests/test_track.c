@@ -56,6 +56,21 @@ int main(int argc, char **argv) {
     close(fd);
     free(buf);
     CHECK(dax_unmap(m) == 0);
+    /* dax_forget hands a tracked mapping back writable: a store after it must not fault
+     * (it would kill the process: the mapping is no longer the handler's). */
+    m = dax_map(p, 0, DAX_TRACK_MPROTECT, 0);
+    CHECK(m != NULL);
+    if (m) {
+        unsigned char *f = (unsigned char *)dax_addr(m);
+        f[5 * 4096] = 1;
+        CHECK(dax_sync(m, NULL, 0) == 0);
+        CHECK(dax_forget(m) == 0);
+        f[5 * 4096] = 2;
+        f[6 * 4096] = 3;
+        CHECK(f[5 * 4096] == 2 && f[6 * 4096] == 3);
+        CHECK(dax_find(f) == NULL);
+        CHECK(munmap(f, len) == 0);
+    }
     unlink(p);
     return check_done("test_track");
 }

@@ -77,6 +77,7 @@ int dax_chain_sigaction(int sig, const struct sigaction *act, struct sigaction *
 #define CONF_NO_MAP_SYNC 2u /* DAXPMEM_PRELOAD_MAP_SYNC=0: never upgrade mmap */
 #define CONF_STATS 4u      /* DAXPMEM_STATS=1: one line on stderr at exit */
 #define CONF_ADOPT_ALL 8u  /* DAXPMEM_PRELOAD_ADOPT=all: adopt non-DAX files too (tests) */
+#define CONF_MPROTECT 16u  /* DAXPMEM_PRELOAD_TRACK=mprotect: adopt with DAX_TRACK_MPROTECT */
 /* The counters cost an atomic add each: only kept when DAXPMEM_STATS=1 will print them. */
 #define COUNT(id) do { if (R.conf & CONF_STATS) daxpmem_counter((id), 1); } while (0)
 
@@ -187,6 +188,8 @@ __attribute__((constructor)) static void preload_init(void)
 		conf |= CONF_STATS;
 	if (env_is("DAXPMEM_PRELOAD_ADOPT", "all"))
 		conf |= CONF_ADOPT_ALL;
+	if (env_is("DAXPMEM_PRELOAD_TRACK", "mprotect"))
+		conf |= CONF_MPROTECT;
 	R.conf = conf;
 	/* dlsym returns void *; the conversion to a function pointer is what POSIX
 	 * guarantees to work (pedantic C warns about the direct cast). */
@@ -402,7 +405,12 @@ static void *do_mmap(mmap_fn fn, void *addr, size_t len, int prot, int flags, in
 		synced = type == MAP_SHARED_VALIDATE && (flags & MAP_SYNC);
 	}
 	/* If the core refuses, the mapping stays the program's: it still works. */
-	dax_adopt(p, len, fd, off, DAX_TRACK_AUTO | (synced ? DAX_ADOPT_MAP_SYNC : 0));
+	/* DAX_TRACK_AUTO is the kernel's msync on DAX today (docs/tracking.md); the opt-in
+	 * mprotect tracking is refused by the core on DAX unless
+	 * DAXPMEM_ALLOW_MPROTECT_ON_DAX=1, and then the mapping simply stays the program's. */
+	dax_adopt(p, len, fd, off,
+		  ((R.conf & CONF_MPROTECT) ? DAX_TRACK_MPROTECT : DAX_TRACK_AUTO) |
+			  (synced ? DAX_ADOPT_MAP_SYNC : 0));
 	errno = saved;
 	return p;
 }

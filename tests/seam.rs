@@ -63,7 +63,7 @@ fn wb_cache_pmem_writes_back_exactly_the_overlapping_lines_once_then_fence() {
 #[test]
 fn clear_and_copy_write_back_every_line_not_streamed() {
     // With non-temporal stores off, every line of the range must be written back.
-    let mut c = daxpmem::cpu::config();
+    let mut c = *daxpmem::cpu::config();
     let line = c.line;
     c.nt = daxpmem::cpu::Nt::None;
     let mut buf = vec![1u8; 1 << 16];
@@ -295,6 +295,7 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
     let h = handle::new(m).unwrap();
     // SAFETY: h is live until the unmap at the end.
     let m: &'static Mapping = unsafe { handle::get(h, "shadow").unwrap() };
+    let _ = seam::track_events();
     let line = m.line;
     let nlines = len / line;
     let pages = len / 4096;
@@ -378,8 +379,19 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
     // stores began; it must cover them.
     evs.extend(syncer.join().unwrap());
     let writes = evs.iter().filter(|e| matches!(e, Ev::Mark { .. })).count();
+    let track: Vec<(u64, bool, usize, usize)> = seam::track_events()
+        .into_iter()
+        .map(|t| match t {
+            seam::Track::Open { tick, start, len } => {
+                (tick, false, (start - addr) / line, len / line)
+            }
+            seam::Track::Protect { tick, start, len } => {
+                (tick, true, (start - addr) / line, len / line)
+            }
+        })
+        .collect();
     let (checked, faults) = (
-        check_trace(&evs, nlines),
+        check_trace_diag(&evs, nlines, &track),
         m.counters.tracked_faults.load(SeqCst),
     );
     eprintln!("shadow {dir} mode {mode_flag:#x}: {writes} writes, {checked} line checks, {faults} tracked faults, 0 lost");
@@ -390,6 +402,70 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
 
 /// The trace property (see the trace test); returns the number of checks made.
 fn check_trace(evs: &[Ev], nlines: usize) -> u64 {
+    check_trace_diag(evs, nlines, &[])
+}
+
+/// Print what happened to the page of a lost write (line `l`, written at `tm`, missed
+/// by the sync ending at `t1`): its tracking events (handler opens, collector
+/// protects), the writes to its lines and the syncs over it, in tick order.
+fn explain_loss(evs: &[Ev], track: &[(u64, bool, usize, usize)], l: usize, tm: u64, t1: u64) {
+    let (p0, p1) = (l / 64 * 64, l / 64 * 64 + 64);
+    let mut rows: Vec<(u64, String)> = vec![];
+    for &(tick, protect, s, n) in track {
+        if s < p1 && p0 < s + n {
+            let what = if protect {
+                "collector protected+took"
+            } else {
+                "handler marked+opened"
+            };
+            rows.push((tick, format!("{what} lines [{s}, {})", s + n)));
+        }
+    }
+    for e in evs {
+        match e {
+            Ev::Mark { line, tb, ta } if *line == l => {
+                rows.push((*tb, format!("write line {line} (ends {ta})")))
+            }
+            Ev::Sync {
+                lo,
+                hi,
+                t0,
+                t1,
+                lines,
+            } if *lo < p1 && p0 < *hi => {
+                let got = lines.iter().filter(|&&x| (p0..p1).contains(&x)).count();
+                let has = lines.contains(&l);
+                rows.push((
+                    *t0,
+                    format!(
+                        "sync [{lo}, {hi}) ends {t1}: {got} lines of the page, line {l}: {has}"
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    rows.sort();
+    // From the second-to-last protect of the page before the write.
+    let before: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].0 < tm && rows[i].1.starts_with("collector"))
+        .collect();
+    let i = before.len().checked_sub(2).map_or(0, |j| before[j]);
+    eprintln!(
+        "  page of line {l} (lines [{p0}, {p1})), write at {tm}, missed by the sync ending {t1}:"
+    );
+    for (t, s) in &rows[i..] {
+        if *t > t1 {
+            break;
+        }
+        eprintln!(
+            "    {t:>10} {s}{}",
+            if *t == tm { "   <== lost" } else { "" }
+        );
+    }
+}
+
+fn check_trace_diag(evs: &[Ev], nlines: usize, track: &[(u64, bool, usize, usize)]) -> u64 {
     let mut marks: Vec<Vec<(u64, u64)>> = vec![vec![]; nlines];
     let mut wbs: Vec<Vec<u64>> = vec![vec![]; nlines];
     let mut syncs = vec![];
@@ -433,6 +509,9 @@ fn check_trace(evs: &[Ev], nlines: usize) -> u64 {
             if !(j < w.len() && w[j] <= t1) {
                 if lost < 5 {
                     eprintln!("line {l} written at {tm} was not written back by the sync [{t0}, {t1}] or before");
+                    if !track.is_empty() && lost < 2 {
+                        explain_loss(evs, track, l, tm, t1);
+                    }
                 }
                 lost += 1;
                 lost_writes.insert((l, tm));

@@ -36,6 +36,15 @@ pl_same() {
 pl_run "preload: msync of a file on /mnt/dax, data read back (MAP_SYNC)" pl_same 41
 pl_run "preload: same, DAXPMEM_PRELOAD_MAP_SYNC=0" pl_same 41 DAXPMEM_PRELOAD_MAP_SYNC=0
 pl_run "preload: same, DAXPMEM_PRELOAD_DISABLE=1" pl_same 0 DAXPMEM_PRELOAD_DISABLE=1
+# Opt-in mprotect tracking (not the default on DAX: docs/tracking.md): every MS_SYNC of
+# an adopted mapping is a user-space write-back of the pages written since the last one,
+# no system call, and another process still reads the data back (the 14 others are
+# MS_INVALIDATE, a range over a hole, and one after mremap: the kernel's, as on the host).
+pl_user() {
+    pl_same 41 DAXPMEM_PRELOAD_TRACK=mprotect DAXPMEM_ALLOW_MPROTECT_ON_DAX=1 || return 1
+    grep 'daxpmem-preload' /tmp/preload-dax/err | tail -n 1 | grep -Eq 'handled in user space 27, passed to the kernel 14, lines written back [1-9]'
+}
+pl_run "preload: DAXPMEM_PRELOAD_TRACK=mprotect on /mnt/dax: every MS_SYNC in user space, no real msync for them" pl_user
 pl_run "preload: dax_map + plain msync on /mnt/dax becomes dax_sync" env LD_PRELOAD="$PL_PRE" DAXPMEM_STATS=1 ./pl_daxmap "$PL_D" 1
 pl_run "no preload: dax_map + plain msync on /mnt/dax untouched" env -u LD_PRELOAD ./pl_daxmap "$PL_D" 0
 rm -rf "$PL_D" /tmp/preload-dax

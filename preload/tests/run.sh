@@ -135,6 +135,9 @@ run "DAXPMEM_STATS=1 prints the line" stats_line "" \
     'msync calls 41, handled in user space 0, passed to the kernel 41, lines written back 0$'
 run "DAXPMEM_STATS=1, adopt=all: handled through dax_sync" stats_line "DAXPMEM_PRELOAD_ADOPT=all" \
     'msync calls 41, handled in user space 8, passed to the kernel 33, lines written back [0-9]+$'
+run "DAXPMEM_PRELOAD_TRACK=mprotect, adopt=all, FORCE_PMEM: every MS_SYNC in user space (the 14 MS_INVALIDATE, hole and after-mremap ones: kernel)" stats_line \
+    "DAXPMEM_PRELOAD_ADOPT=all DAXPMEM_FORCE_PMEM=1 DAXPMEM_PRELOAD_TRACK=mprotect" \
+    'msync calls 41, handled in user space 27, passed to the kernel 14, lines written back [1-9][0-9]*$'
 run "DAXPMEM_PRELOAD_DISABLE=1: nothing seen" stats_line "DAXPMEM_PRELOAD_DISABLE=1" \
     'msync calls 0, handled in user space 0, passed to the kernel 0, lines written back 0$'
 early() {
