@@ -12,6 +12,14 @@
 //! published, empties them and advances `head`. A mark that returned before a sync read
 //! `tail` is therefore drained by that sync; a later one is left for the next.
 //!
+//! Cost seen from a caller (measured 2026-11-21, perf cpu-clock, a loop writing a random
+//! 64-byte record of a 1 GiB mapping and marking it): 95 % of the mark's samples sit on
+//! the compare-and-swap, which waits for the record's own store to the missed line to
+//! leave the store buffer. So a mark costs what that store's miss costs (the benchmark's
+//! 14-16 ns a mark is measured after a fence, without it). A mark without a locked
+//! instruction (per-thread logs the sync gathers) would let the store retire in the
+//! background; not tried.
+//!
 //! An entry is its own sort key, `(first + 1) << 7 | count` (never 0, the empty slot):
 //! a sync of the whole mapping copies the entries out as they are and sorts them.
 
