@@ -334,11 +334,24 @@ pub fn take(
     // SAFETY: the range is part of the mapping; reads stay allowed.
     let r = unsafe { sys::mprotect(start, end - start, libc::PROT_READ) };
     if r.is_ok() {
-        if whole {
-            let n = m.faults_since_protect.swap(0, SeqCst);
-            OPEN_RUNS.fetch_sub(n.min(OPEN_RUNS.load(SeqCst)), SeqCst);
-        }
-        m.index.take(lo, hi, f);
+        // The writable runs this protect closed: all of the mapping's for a whole sync;
+        // for part of it, about one per run of dirty lines taken (a fault marks the
+        // lines of what it opens, and neighbouring open pages form one run, as their
+        // VMAs merge), never more than the mapping has open.
+        let mut runs = 0usize;
+        m.index.take(lo, hi, &mut |a, b| {
+            runs += 1;
+            f(a, b)
+        });
+        let open = &m.faults_since_protect;
+        let closed = if whole {
+            open.swap(0, SeqCst)
+        } else {
+            let n = runs.min(open.load(SeqCst));
+            open.fetch_sub(n, SeqCst);
+            n
+        };
+        let _ = OPEN_RUNS.fetch_update(SeqCst, SeqCst, |v| Some(v.saturating_sub(closed)));
         #[cfg(feature = "seam")]
         crate::seam::track(true, start, end - start);
     }
