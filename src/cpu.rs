@@ -2,8 +2,9 @@
 //! environment overrides. Decided once: by a load-time constructor, or by the
 //! first caller if something calls in before constructors ran. No lock is
 //! involved (a forked child can never inherit one held): the decision is a pure
-//! function of CPUID and the environment, so racing initialisers store the same
-//! value into one atomic word.
+//! function of CPUID and the environment, so racing initialisers publish equal
+//! values through one atomic pointer (each leaks one small box; readers borrow
+//! whichever they loaded, and none is ever freed).
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 
