@@ -124,6 +124,26 @@ int main(int argc, char **argv) {
     CHECK(errno == EINVAL);
     CHECK_ERR(memcpy_to_pmem(buf, NULL, 10), (void *)NULL, EINVAL);
     CHECK_ERR(memcpy_to_pmem(buf, (const void *)(UINTPTR_MAX - 3), 10), (void *)NULL, EINVAL);
+    /* libpmem's pmem_flush / pmem_persist in the core: the same rules, messages naming
+     * the call. */
+    errno = 0;
+    daxpmem_flush(NULL, 0);
+    daxpmem_persist(NULL, 0);
+    daxpmem_flush(buf, 4096);
+    daxpmem_persist(buf + 3, 5000);
+    CHECK(errno == 0);
+    errno = 0;
+    daxpmem_flush(NULL, 64);
+    CHECK(errno == EINVAL);
+    CHECK(strstr(dax_errormsg(), "daxpmem_flush") != NULL);
+    errno = 0;
+    daxpmem_persist(NULL, 64);
+    CHECK(errno == EINVAL);
+    CHECK(strstr(dax_errormsg(), "daxpmem_persist") != NULL);
+    errno = 0;
+    daxpmem_persist((const void *)(UINTPTR_MAX - 10), 100);
+    CHECK(errno == EINVAL);
+    CHECK(strstr(dax_errormsg(), "wraps") != NULL);
     /* Overlapping copies behave as memmove. */
     for (size_t i = 0; i < 4096; i++) buf[i] = pattern(i);
     memcpy_to_pmem(buf + 100, buf, 3000);

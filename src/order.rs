@@ -36,9 +36,10 @@ const SMALL: usize = 192;
 /// Scratch space of `for_each_run`, reused between syncs.
 #[derive(Default)]
 pub struct Scratch {
-    buf: Vec<u64>,
     a32: Vec<u32>,
     b32: Vec<u32>,
+    a64: Vec<u64>,
+    b64: Vec<u64>,
     hist: Vec<u32>,
 }
 
@@ -104,14 +105,12 @@ pub fn for_each_run(
             // Relative keys fit 32 bits (any mapping below 2^25 lines, 2 GiB at 64-byte
             // lines, and any sync whose keys lie closer together): half the memory
             // traffic a pass.
-            for &k in radix_sort32(keys, base, max, s) {
-                put(&mut out, k as u64 + base);
+            for &k in radix_sort(keys, base, max, &mut s.a32, &mut s.b32, &mut s.hist) {
+                put(&mut out, k.rel() + base);
             }
         } else {
-            s.buf.resize(s.buf.len().max(keys.len()), 0);
-            radix_sort(keys, base, max, &mut s.buf[..keys.len()]);
-            for &k in keys.iter() {
-                put(&mut out, k);
+            for &k in radix_sort(keys, base, max, &mut s.a64, &mut s.b64, &mut s.hist) {
+                put(&mut out, k.rel() + base);
             }
         }
     }
@@ -121,74 +120,70 @@ pub fn for_each_run(
     out.lines
 }
 
-/// Sort `v` by first line (`buf`: scratch of the same length; keys of one first line
-/// keep their order, which `Dedup` does not mind) by an LSD radix sort of 8 bits a pass
-/// over the line bits the keys' spread needs; one read builds every pass's histogram,
-/// and a pass whose digit is the same in every key is skipped.
-fn radix_sort(v: &mut [u64], base: u64, max: u64, buf: &mut [u64]) {
-    const D: u32 = 8;
-    let bits = u64::BITS - ((max - base) >> COUNT_BITS).leading_zeros();
-    let passes = bits.div_ceil(D) as usize;
-    let mut hist = [[0u32; 1 << D]; 8];
-    let digit = |x: u64, p: usize| (((x - base) >> (COUNT_BITS + D * p as u32)) & 0xff) as usize;
-    for &x in v.iter() {
-        for (p, h) in hist.iter_mut().enumerate().take(passes) {
-            h[digit(x, p)] += 1;
-        }
+/// A key relative to the smallest one's line (`key - base`), in 32 or 64 bits.
+trait Rel: Copy + Default {
+    fn from_rel(r: u64) -> Self;
+    fn rel(self) -> u64;
+}
+
+impl Rel for u32 {
+    #[inline(always)]
+    fn from_rel(r: u64) -> u32 {
+        r as u32
     }
-    let (mut src, mut dst) = (&mut *v, &mut *buf);
-    let mut in_buf = false;
-    for (p, h) in hist.iter_mut().enumerate().take(passes) {
-        let (mut sum, mut one_bucket) = (0u32, false);
-        for c in h.iter_mut() {
-            let n = *c;
-            one_bucket |= n as usize == src.len();
-            *c = sum;
-            sum += n;
-        }
-        if one_bucket {
-            continue;
-        }
-        for &x in src.iter() {
-            let b = digit(x, p);
-            dst[h[b] as usize] = x;
-            h[b] += 1;
-        }
-        std::mem::swap(&mut src, &mut dst);
-        in_buf = !in_buf;
-    }
-    if in_buf {
-        v.copy_from_slice(buf);
+    #[inline(always)]
+    fn rel(self) -> u64 {
+        self as u64
     }
 }
 
-/// `radix_sort` for keys whose distance from `base` fits 32 bits: the first pass reads
-/// the 64-bit keys and writes 32-bit ones (key - base), the others move 32-bit keys.
-/// Digits of 8 bits for a few thousand keys, up to 12 for more (fewer passes, when
-/// the keys outnumber the histogram's buckets). Returns the sorted relative keys.
-fn radix_sort32<'a>(v: &[u64], base: u64, max: u64, s: &'a mut Scratch) -> &'a [u32] {
+impl Rel for u64 {
+    #[inline(always)]
+    fn from_rel(r: u64) -> u64 {
+        r
+    }
+    #[inline(always)]
+    fn rel(self) -> u64 {
+        self
+    }
+}
+
+/// Sort `v` by first line, as keys relative to `base` (every key >= base, <= max), by
+/// an LSD radix sort over the line bits the keys' spread needs: one read builds every
+/// pass's histogram, a pass whose digit is the same in every key is skipped, the first
+/// pass run converts the keys to `K`. Digits of 8 bits for a few thousand keys, up to
+/// 12 for more (fewer passes, when the keys outnumber the buckets). Keys of one first
+/// line keep no particular order, which `Dedup` does not mind. Returns the sorted
+/// relative keys (in `a` or `b`).
+fn radix_sort<'a, K: Rel>(
+    v: &[u64],
+    base: u64,
+    max: u64,
+    a: &'a mut Vec<K>,
+    b: &'a mut Vec<K>,
+    hist: &mut Vec<u32>,
+) -> &'a [K] {
     let n = v.len();
     let bits = u64::BITS - ((max - base) >> COUNT_BITS).leading_zeros();
     let dmax = if n < 4096 { 8 } else { 12 };
     let passes = bits.div_ceil(dmax).max(1);
     let d = bits.div_ceil(passes).max(1);
     let nb = 1usize << d;
-    let mask = (nb - 1) as u32;
-    s.hist.clear();
-    s.hist.resize(passes as usize * nb, 0);
-    s.a32.resize(s.a32.len().max(n), 0);
-    s.b32.resize(s.b32.len().max(n), 0);
-    let digit = |x: u32, p: u32| ((x >> (COUNT_BITS + d * p)) & mask) as usize;
+    let mask = (nb - 1) as u64;
+    hist.clear();
+    hist.resize(passes as usize * nb, 0);
+    a.resize(a.len().max(n), K::default());
+    b.resize(b.len().max(n), K::default());
+    let digit = |r: u64, p: u32| ((r >> (COUNT_BITS + d * p)) & mask) as usize;
     for &x in v.iter() {
-        let r = (x - base) as u32;
         for p in 0..passes {
-            s.hist[p as usize * nb + digit(r, p)] += 1;
+            hist[p as usize * nb + digit(x - base, p)] += 1;
         }
     }
-    let (mut src, mut dst) = (&mut s.a32[..n], &mut s.b32[..n]);
+    let (mut src, mut dst) = (&mut a[..n], &mut b[..n]);
     let mut first = true;
     for p in 0..passes {
-        let h = &mut s.hist[p as usize * nb..(p as usize + 1) * nb];
+        let h = &mut hist[p as usize * nb..(p as usize + 1) * nb];
         let (mut sum, mut one_bucket) = (0u32, false);
         for c in h.iter_mut() {
             let k = *c;
@@ -200,27 +195,26 @@ fn radix_sort32<'a>(v: &[u64], base: u64, max: u64, s: &'a mut Scratch) -> &'a [
             continue;
         }
         if first {
-            // 64-bit keys in, 32-bit relative keys out (into src, which then holds them).
+            // The 64-bit keys in, relative keys out (into src, which then holds them).
             for &x in v.iter() {
-                let r = (x - base) as u32;
-                let b = digit(r, p);
-                src[h[b] as usize] = r;
-                h[b] += 1;
+                let bk = digit(x - base, p);
+                src[h[bk] as usize] = K::from_rel(x - base);
+                h[bk] += 1;
             }
             first = false;
             continue;
         }
         for &x in src.iter() {
-            let b = digit(x, p);
-            dst[h[b] as usize] = x;
-            h[b] += 1;
+            let bk = digit(x.rel(), p);
+            dst[h[bk] as usize] = x;
+            h[bk] += 1;
         }
         std::mem::swap(&mut src, &mut dst);
     }
     if first {
         // Every key has the same first line: any order is ascending by first line.
         for (o, &x) in src.iter_mut().zip(v) {
-            *o = (x - base) as u32;
+            *o = K::from_rel(x - base);
         }
     }
     src

@@ -222,11 +222,8 @@ pub unsafe fn memset_flags(dst: *mut u8, val: u8, len: usize, flags: u32) -> Res
 /// # Safety
 /// The range is mapped memory of the caller's.
 pub unsafe fn flush_unless_eadr(addr: *const u8, len: usize) -> Result<()> {
-    if cpu::config().skip_writeback() {
-        return check_range("daxpmem_flush", addr as usize, len).map(|_| ());
-    }
     // SAFETY: forwarded.
-    unsafe { wb_cache_pmem(addr, len) }
+    unsafe { flush_unless_eadr_as("daxpmem_flush", addr, len) }
 }
 
 /// libpmem's `pmem_persist`: `flush_unless_eadr`, then the fence (always, so that a
@@ -236,15 +233,21 @@ pub unsafe fn flush_unless_eadr(addr: *const u8, len: usize) -> Result<()> {
 /// The range is mapped memory of the caller's.
 #[inline(always)]
 pub unsafe fn persist(addr: *const u8, len: usize) -> Result<()> {
-    let c = cpu::config();
-    let r = check_range("daxpmem_persist", addr as usize, len);
-    if let Ok(true) = r {
-        if !c.skip_writeback() {
-            let (first, n) = flush::line_span(addr as usize, len, c.line);
-            // SAFETY: checked non-empty, non-wrapping; mapped per the caller.
-            unsafe { flush::wb_lines(c.flush, first, n, c.line) };
-        }
-    }
+    // SAFETY: forwarded.
+    let r = unsafe { flush_unless_eadr_as("daxpmem_persist", addr, len) };
     flush::fence();
-    r.map(|_| ())
+    r
+}
+
+/// `flush_unless_eadr`, its errors named `what`.
+///
+/// # Safety
+/// The range is mapped memory of the caller's.
+#[inline(always)]
+unsafe fn flush_unless_eadr_as(what: &str, addr: *const u8, len: usize) -> Result<()> {
+    if check_range(what, addr as usize, len)? && !cpu::config().skip_writeback() {
+        // SAFETY: checked non-empty, non-wrapping; mapped per the caller.
+        unsafe { flush::wb_range(addr as usize, len) };
+    }
+    Ok(())
 }

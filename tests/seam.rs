@@ -28,7 +28,7 @@ impl Rng {
 }
 
 #[test]
-fn wb_cache_pmem_writes_back_exactly_the_overlapping_lines_once_then_fence() {
+fn wb_cache_pmem_and_persist_write_back_exactly_the_overlapping_lines_once_then_fence() {
     let line = daxpmem::cpu::config().line;
     let buf = vec![1u8; 1 << 20];
     let base = buf.as_ptr() as usize;
@@ -38,9 +38,15 @@ fn wb_cache_pmem_writes_back_exactly_the_overlapping_lines_once_then_fence() {
         let len = rng.below(((buf.len() - off) as u64 + 1).min(1 << 16)) as usize;
         let len = if rng.below(4) == 0 { len % 300 } else { len };
         seam::start();
-        // SAFETY: inside buf.
-        unsafe { daxpmem::pmem::wb_cache_pmem((base + off) as *const u8, len).unwrap() };
-        daxpmem::pmem::wmb_pmem();
+        // Every other round the fused pmem_persist path.
+        if rng.below(2) == 0 {
+            // SAFETY: inside buf.
+            unsafe { daxpmem::pmem::wb_cache_pmem((base + off) as *const u8, len).unwrap() };
+            daxpmem::pmem::wmb_pmem();
+        } else {
+            // SAFETY: inside buf.
+            unsafe { daxpmem::pmem::persist((base + off) as *const u8, len).unwrap() };
+        }
         let ev = seam::take();
         let got = lines_of(&ev);
         let want: Vec<usize> = if len == 0 {
@@ -142,6 +148,39 @@ enum Ev {
     },
 }
 
+/// Sync lines [lo, hi) of `m` through the seam and return what it did: its start tick,
+/// the end tick taken inside it (under its lock), and the lines it wrote back. Checks
+/// the shape of every sync: one fence, last; lines once each, in address order, inside
+/// the range.
+fn recorded_sync(m: &Mapping, lo: usize, hi: usize) -> Ev {
+    let line = m.line;
+    seam::start();
+    let t0 = seam::tick();
+    daxpmem::sync::sync(m, m.addr + lo * line, (hi - lo) * line).unwrap();
+    let mut log = seam::take();
+    let Some(Event::SyncEnd(t1)) = log.pop() else {
+        panic!("no SyncEnd")
+    };
+    assert_eq!(log.last(), Some(&Event::Fence), "fence last");
+    assert_eq!(log.iter().filter(|e| **e == Event::Fence).count(), 1);
+    let lines: Vec<usize> = lines_of(&log)
+        .into_iter()
+        .map(|a| (a - m.addr) / line)
+        .collect();
+    assert!(
+        lines.windows(2).all(|w| w[0] < w[1]),
+        "address order, once each"
+    );
+    assert!(lines.iter().all(|&l| lo <= l && l < hi), "inside the range");
+    Ev::Sync {
+        lo,
+        hi,
+        t0,
+        t1,
+        lines,
+    }
+}
+
 /// At least 10^6 random mark/write/sync operations from 2 threads on one mapping. Every line
 /// marked before a sync began is written back by a sync that ends after that write
 /// began and no later than the sync in question (end ticks are taken inside the sync,
@@ -168,32 +207,7 @@ fn trace_every_mark_before_a_sync_is_written_back_by_it_or_an_earlier_one() {
                             let lo = rng.below(nlines as u64) as usize;
                             (lo, (lo + 1 + rng.below(64) as usize).min(nlines))
                         };
-                        seam::start();
-                        let t0 = seam::tick();
-                        daxpmem::sync::sync(&m, m.addr + lo * line, (hi - lo) * line).unwrap();
-                        let mut log = seam::take();
-                        // The end tick is taken inside the sync, under its lock.
-                        let Some(Event::SyncEnd(t1)) = log.pop() else {
-                            panic!("no SyncEnd")
-                        };
-                        assert_eq!(log.last(), Some(&Event::Fence), "fence last");
-                        assert_eq!(log.iter().filter(|e| **e == Event::Fence).count(), 1);
-                        let lines: Vec<usize> = lines_of(&log)
-                            .into_iter()
-                            .map(|a| (a - m.addr) / line)
-                            .collect();
-                        assert!(
-                            lines.windows(2).all(|w| w[0] < w[1]),
-                            "address order, once each"
-                        );
-                        assert!(lines.iter().all(|&l| lo <= l && l < hi), "inside the range");
-                        ev.push(Ev::Sync {
-                            lo,
-                            hi,
-                            t0,
-                            t1,
-                            lines,
-                        });
+                        ev.push(recorded_sync(&m, lo, hi));
                     } else {
                         let l = rng.below(nlines as u64) as usize;
                         let tb = seam::tick();
@@ -342,24 +356,7 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
                     let lo = rng.below(nlines as u64) as usize;
                     (lo, (lo + 1 + rng.below(4096) as usize).min(nlines))
                 };
-                seam::start();
-                let t0 = seam::tick();
-                daxpmem::sync::sync(m, addr + lo * line, (hi - lo) * line).unwrap();
-                let mut log = seam::take();
-                let Some(Event::SyncEnd(t1)) = log.pop() else {
-                    panic!("no SyncEnd")
-                };
-                let lines: Vec<usize> = lines_of(&log)
-                    .into_iter()
-                    .map(|a| (a - addr) / line)
-                    .collect();
-                ev.push(Ev::Sync {
-                    lo,
-                    hi,
-                    t0,
-                    t1,
-                    lines,
-                });
+                ev.push(recorded_sync(m, lo, hi));
                 if done {
                     break;
                 }
@@ -616,24 +613,7 @@ fn uffd_sparse_shadow() {
     let mut evs = vec![];
     for i in 0.. {
         let done = stop.load(SeqCst);
-        seam::start();
-        let t0 = seam::tick();
-        daxpmem::sync::sync(m, addr, len).unwrap();
-        let mut log = seam::take();
-        let Some(Event::SyncEnd(t1)) = log.pop() else {
-            panic!("no SyncEnd")
-        };
-        let lines = lines_of(&log)
-            .into_iter()
-            .map(|a| (a - addr) / line)
-            .collect();
-        evs.push(Ev::Sync {
-            lo: 0,
-            hi: nlines,
-            t0,
-            t1,
-            lines,
-        });
+        evs.push(recorded_sync(m, 0, nlines));
         if done {
             break;
         }
