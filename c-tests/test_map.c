@@ -299,11 +299,44 @@ static void adopt(void) {
     unlink(p);
 }
 
+/* The process total of lines written back (daxpmem_counter) is the sum over the
+ * mappings' own counts, and keeps an unmapped mapping's lines. */
+static void process_total(void) {
+    const char *pa = path("total-a"), *pb = path("total-b");
+    unlink(pa);
+    unlink(pb);
+    dax_map_t *a = dax_map(pa, 1u << 20, DAX_CREATE, 0644);
+    dax_map_t *b = dax_map(pb, 1u << 20, DAX_CREATE, 0644);
+    CHECK(a != NULL && b != NULL);
+    if (!a || !b) return;
+    uint64_t t0 = daxpmem_counter(DAXPMEM_COUNTER_LINES_WRITTEN_BACK, 0);
+    char *pa_ = (char *)dax_addr(a), *pb_ = (char *)dax_addr(b);
+    for (int i = 0; i < 3; i++) CHECK(dax_memset(a, pa_ + i * 4096, 7, 64) == 0);
+    for (int i = 0; i < 5; i++) CHECK(dax_memset(b, pb_ + i * 8192, 9, 64) == 0);
+    CHECK(dax_sync(a, NULL, 0) == 0 && dax_sync(b, NULL, 0) == 0);
+    uint64_t la = stats(a).lines_written_back, lb = stats(b).lines_written_back;
+    uint64_t t1 = daxpmem_counter(DAXPMEM_COUNTER_LINES_WRITTEN_BACK, 0);
+    int skip = dax_is_pmem(a) == 1 && (stats(a).flags & DAX_STAT_EADR) != 0;
+    CHECK(skip || (la >= 3 && lb >= 5));
+    CHECK(t1 - t0 == la + lb);
+    CHECK(dax_unmap(a) == 0);
+    CHECK(daxpmem_counter(DAXPMEM_COUNTER_LINES_WRITTEN_BACK, 0) == t1);
+    CHECK(dax_memset(b, pb_ + 100000, 1, 200) == 0);
+    CHECK(dax_sync(b, NULL, 0) == 0);
+    uint64_t lb2 = stats(b).lines_written_back;
+    CHECK(daxpmem_counter(DAXPMEM_COUNTER_LINES_WRITTEN_BACK, 0) - t0 == la + lb2);
+    CHECK(daxpmem_counter(DAXPMEM_COUNTER_LINES_WRITTEN_BACK, 1) == UINT64_MAX && errno == EINVAL);
+    CHECK(dax_unmap(b) == 0);
+    unlink(pa);
+    unlink(pb);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
     bad_input();
     adopt();
     sync_paths();
     punch();
+    process_total();
     return check_done("test_map");
 }

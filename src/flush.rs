@@ -37,29 +37,65 @@ unsafe fn clflush(p: usize) {
     unsafe { asm!("clflush byte ptr [{0}]", in(reg) p, options(nostack, preserves_flags)) }
 }
 
+/// One write-back instruction as a type, so a caller with many short runs (a sync's
+/// write-back of random lines) can have the loop inlined into its own, with the choice
+/// of instruction made once outside it (`Flush::dispatch`).
+pub trait Insn {
+    /// Write back `n` lines from `first`, `stride` apart.
+    ///
+    /// # Safety
+    /// Every line must be mapped memory of the caller's.
+    unsafe fn lines(first: usize, n: usize, stride: usize);
+}
+
 macro_rules! wb_loop {
-    ($name:ident, $insn:ident) => {
+    ($name:ident, $ty:ident, $insn:ident) => {
+        pub struct $ty;
+        impl Insn for $ty {
+            #[inline(always)]
+            unsafe fn lines(first: usize, n: usize, stride: usize) {
+                let mut p = first;
+                for _ in 0..n {
+                    #[cfg(feature = "seam")]
+                    crate::seam::line(p);
+                    // SAFETY: p is one of the caller's lines.
+                    unsafe { $insn(p) };
+                    p = p.wrapping_add(stride);
+                }
+            }
+        }
+
         /// Write back `n` lines from `first`, `stride` apart.
         ///
         /// # Safety
         /// Every line must be mapped memory of the caller's.
         #[inline(never)]
         pub unsafe fn $name(first: usize, n: usize, stride: usize) {
-            let mut p = first;
-            for _ in 0..n {
-                #[cfg(feature = "seam")]
-                crate::seam::line(p);
-                // SAFETY: p is one of the caller's lines.
-                unsafe { $insn(p) };
-                p = p.wrapping_add(stride);
-            }
+            // SAFETY: forwarded from the caller.
+            unsafe { $ty::lines(first, n, stride) }
         }
     };
 }
 
-wb_loop!(lines_clwb, clwb);
-wb_loop!(lines_clflushopt, clflushopt);
-wb_loop!(lines_clflush, clflush);
+wb_loop!(lines_clwb, Clwb, clwb);
+wb_loop!(lines_clflushopt, Clflushopt, clflushopt);
+wb_loop!(lines_clflush, Clflush, clflush);
+
+/// Something to run with the configured instruction as a type parameter.
+pub trait WithInsn {
+    type Out;
+    fn run<I: Insn>(self) -> Self::Out;
+}
+
+/// Run `w` with the instruction `f` (the one branch, outside every loop).
+#[inline(always)]
+pub fn dispatch<W: WithInsn>(f: Flush, w: W) -> W::Out {
+    match f {
+        Flush::Clwb => w.run::<Clwb>(),
+        Flush::Clflushopt => w.run::<Clflushopt>(),
+        Flush::Clflush => w.run::<Clflush>(),
+    }
+}
 
 /// Write back the lines overlapping `[addr, addr+len)` with the configured instruction.
 ///

@@ -91,7 +91,9 @@ pub unsafe fn unmap(h: *mut Handle) -> Result<()> {
     let p = hr.map.swap(std::ptr::null_mut(), SeqCst);
     // SAFETY: p came from Arc::into_raw in new(); the handle's reference ends here.
     let m = unsafe { Arc::from_raw(p) };
-    registry::remove(&m);
+    crate::sync::retire(&m, || {
+        registry::remove(&m);
+    });
     drop(m);
     let slot = NEXT.fetch_add(1, SeqCst) % QUARANTINE;
     let old = RING[slot].swap(h, SeqCst);

@@ -1,5 +1,6 @@
 //! Two small locks that a fork can reset: the sync lock of a mapping (a futex mutex:
-//! syncs may take milliseconds, waiters sleep) and the fault lock shared by the tracking
+//! syncs may take milliseconds, waiters sleep; released without a locked instruction,
+//! see `raw_unlock`) and the fault lock shared by the tracking
 //! signal handler and the collector (a spin lock: held for a few system calls, taken in
 //! a signal handler, so it never sleeps in the kernel and allocates nothing).
 //!
@@ -25,15 +26,28 @@ pub struct Guard<'a, T> {
     m: &'a Mutex<T>,
 }
 
+/// How long a waiter sleeps before it looks at the lock again by itself (see
+/// `raw_unlock`: a wake-up can be missed, never the lock).
+const RECHECK: libc::timespec = libc::timespec {
+    tv_sec: 0,
+    tv_nsec: 1_000_000,
+};
+
 fn futex(word: &AtomicU32, op: i32, val: u32) {
-    // SAFETY: FUTEX_WAIT/WAKE on a valid, aligned u32 of ours; no timeout.
+    let timeout: *const libc::timespec = if op == libc::FUTEX_WAIT {
+        &RECHECK
+    } else {
+        std::ptr::null()
+    };
+    // SAFETY: FUTEX_WAIT/WAKE on a valid, aligned u32 of ours; the timeout (relative,
+    // for WAIT only) is a valid timespec.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             op | libc::FUTEX_PRIVATE_FLAG,
             val,
-            std::ptr::null::<libc::timespec>(),
+            timeout,
         );
     }
 }
@@ -63,6 +77,10 @@ impl<T> Mutex<T> {
 
     /// Release a lock taken with `raw_lock` (or by a guard that was forgotten).
     pub fn raw_unlock(&self) {
+        if self.state.load(Relaxed) == 1 {
+            self.state.store(0, Release);
+            return;
+        }
         if self.state.swap(0, Release) == 2 {
             futex(&self.state, libc::FUTEX_WAKE, 1);
         }

@@ -113,14 +113,40 @@ impl MarkLog {
         })
     }
 
-    /// Take every entry published so far into `keys`, as they are (sort keys).
-    pub fn drain_keys(&self, keys: &mut Vec<u64>) {
-        keys.reserve(
-            self.tail
-                .load(Relaxed)
-                .wrapping_sub(self.head.load(Relaxed)) as usize,
-        );
-        self.drain_raw(|v| keys.push(v))
+    /// Entries published or being published now (a sync's estimate of what it takes).
+    pub fn pending(&self) -> usize {
+        self.tail
+            .load(Relaxed)
+            .wrapping_sub(self.head.load(Relaxed)) as usize
+    }
+
+    /// Take every entry published so far into `keys`, as they are (sort keys), showing
+    /// each to `seen`.
+    pub fn drain_keys(&self, keys: &mut Vec<u64>, mut seen: impl FnMut(u64)) {
+        let h = self.head.load(Relaxed);
+        let t = self.tail.load(SeqCst);
+        // An exact-size extend: no capacity check per entry.
+        keys.extend((h..t).map(|i| {
+            let k = self.take_slot(i);
+            seen(k);
+            k
+        }));
+        self.head.store(t, Release);
+    }
+
+    /// Empty slot `i` (below `tail`) and return its entry, waiting for its producer to
+    /// publish it.
+    #[inline(always)]
+    fn take_slot(&self, i: u64) -> u64 {
+        let s = self.slot(i);
+        let mut v = s.load(Acquire);
+        while v == 0 {
+            // A producer holds the ticket and is about to publish.
+            std::hint::spin_loop();
+            v = s.load(Acquire);
+        }
+        s.store(0, Relaxed);
+        v
     }
 
     #[inline(always)]
@@ -128,15 +154,7 @@ impl MarkLog {
         let h = self.head.load(Relaxed);
         let t = self.tail.load(SeqCst);
         for i in h..t {
-            let s = self.slot(i);
-            let mut v = s.load(Acquire);
-            while v == 0 {
-                // A producer holds the ticket and is about to publish.
-                std::hint::spin_loop();
-                v = s.load(Acquire);
-            }
-            s.store(0, Relaxed);
-            f(v);
+            f(self.take_slot(i));
         }
         self.head.store(t, Release);
     }

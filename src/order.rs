@@ -26,6 +26,21 @@
 //! (a counting pass by the top bits then insertion: 32-39). In the sync benchmark the
 //! gain was below the day's noise (k = 10 000: 1.44-1.56x the oracle against 1.54-1.62x,
 //! paired runs in quiet phases).
+//!
+//! Session 4 (same machine, 2026-11-21; `dax_sync` of two builds and the oracle
+//! interleaved in one process, so that the host's phases hit all alike; medians of the
+//! per-round ratio to the oracle, k = 10 000 in a fast phase): the radix passes with the
+//! pass count a constant and unchecked cursors 1.58 -> 1.53; the order, range and
+//! (for >= 4096 keys of a mapping up to 2^24 lines) the radix histogram gathered while
+//! the mark log is drained, one pass over the keys fewer, -> 1.50; the emission inlined
+//! into the write-back loop (`flush::dispatch`) -> see sync.rs. Tried and dropped: an
+//! MSD pass by the top bits with each bucket put in order by a sorting network in
+//! registers and written back at once (so that ordering the next bucket would overlap
+//! the write-backs: no stores, nothing to wait for in the store buffer): 1.50-1.71
+//! against 1.40-1.50; the branch on each bucket's size mispredicts. The same MSD with an
+//! insertion sort per bucket interleaved with the write-backs: the sort's stores wait
+//! behind the CLWBs for room in the store buffer (perf: the samples sit on those
+//! stores), k = 100 went 2.3 -> 2.8x.
 
 use crate::marklog::{unkey, COUNT_BITS};
 
@@ -33,7 +48,8 @@ use crate::marklog::{unkey, COUNT_BITS};
 /// to the radix sort at 100-200 keys, slower beyond).
 const SMALL: usize = 192;
 
-/// Scratch space of `for_each_run`, reused between syncs.
+/// Scratch space of `for_each_run`, reused between syncs, and what it knows of the
+/// keys collected for the next one (`begin`, `add`).
 #[derive(Default)]
 pub struct Scratch {
     a32: Vec<u32>,
@@ -41,6 +57,104 @@ pub struct Scratch {
     a64: Vec<u64>,
     b64: Vec<u64>,
     hist: Vec<u32>,
+    stats: KeyStats,
+    /// The radix histogram was counted by `add` (two digits of `PRE_D` bits of the line).
+    counted: bool,
+}
+
+/// Digit width of the histogram counted while collecting: two digits cover 2^24 lines
+/// (a 1 GiB mapping at 64-byte lines).
+const PRE_D: u32 = 12;
+/// At least this many keys expected for `begin` to count a histogram (below, the radix
+/// sort uses 8-bit digits, and counting them in the same pass saves little).
+const PRE_MIN: usize = 4096;
+
+impl Scratch {
+    /// Start collecting about `n` keys (mark-log entries) of lines below `lines`.
+    pub fn begin(&mut self, n: usize, lines: usize) {
+        self.stats = KeyStats::default();
+        self.counted = n >= PRE_MIN && lines <= 1 << (2 * PRE_D);
+        if self.counted {
+            self.hist.clear();
+            self.hist.resize(2 << PRE_D, 0);
+        }
+    }
+
+    /// Account for the next key collected: its order and range, and, for many keys,
+    /// the radix sort's histogram (one pass over the keys fewer).
+    #[inline(always)]
+    pub fn add(&mut self, k: u64) {
+        self.stats.add(k);
+        if self.counted {
+            debug_assert!(
+                unkey(k).0 < 1 << (2 * PRE_D),
+                "begin() was told fewer lines"
+            );
+            let r = k - PRE_BASE;
+            let mask = (1 << PRE_D) - 1;
+            let d0 = (r >> COUNT_BITS) & mask;
+            let d1 = ((r >> (COUNT_BITS + PRE_D)) & mask) | 1 << PRE_D;
+            // Safe indexing: the bounds checks of two increments cost little here.
+            self.hist[d0 as usize] += 1;
+            self.hist[d1 as usize] += 1;
+        }
+    }
+
+    /// A scratch that has collected `keys` (for tests).
+    #[cfg(test)]
+    fn of(keys: &[u64]) -> Scratch {
+        let lines = keys.iter().map(|&k| unkey(k).0 + 1).max().unwrap_or(0);
+        let mut s = Scratch::default();
+        s.begin(keys.len(), lines);
+        for &k in keys {
+            s.add(k);
+        }
+        s
+    }
+}
+
+/// The key of line 0 with count 0: relative to it, a key's line bits are its line.
+const PRE_BASE: u64 = 1 << COUNT_BITS;
+
+/// What `for_each_run` needs to know of its keys, gathered while they are collected
+/// (one pass fewer over them).
+#[derive(Clone, Copy)]
+pub struct KeyStats {
+    min: u64,
+    max: u64,
+    prev: u64,
+    ascending: bool,
+}
+
+impl Default for KeyStats {
+    fn default() -> Self {
+        KeyStats {
+            min: u64::MAX,
+            max: 0,
+            prev: 0,
+            ascending: true,
+        }
+    }
+}
+
+impl KeyStats {
+    /// Account for the next key.
+    #[inline(always)]
+    pub fn add(&mut self, k: u64) {
+        self.ascending &= self.prev <= k;
+        self.prev = k;
+        self.min = self.min.min(k);
+        self.max = self.max.max(k);
+    }
+
+    /// The stats of `keys`.
+    pub fn of(keys: &[u64]) -> KeyStats {
+        let mut st = KeyStats::default();
+        for &k in keys {
+            st.add(k);
+        }
+        st
+    }
 }
 
 /// Hands out ascending, disjoint runs and counts their lines: what a run shares with
@@ -65,7 +179,9 @@ impl<F: FnMut(usize, usize)> Dedup<F> {
 
 /// Call `emit(first line, count)` for every line of `keys` (mark-log entries, any
 /// order; reordered here) and of `sorted` (ascending disjoint runs), in ascending
-/// order, each line exactly once. Returns the number of lines handed out.
+/// order, each line exactly once. `s` has collected `keys` (`Scratch::begin`, `add`).
+/// Returns the number of lines handed out.
+#[inline(always)]
 pub fn for_each_run(
     keys: &mut [u64],
     sorted: &[(usize, usize)],
@@ -79,38 +195,59 @@ pub fn for_each_run(
     };
     let mut j = 0;
     // One key's run, after every index run that starts at or before it.
-    let mut put = |out: &mut Dedup<_>, k: u64| {
+    #[inline(always)]
+    fn put<F: FnMut(usize, usize)>(
+        out: &mut Dedup<F>,
+        sorted: &[(usize, usize)],
+        j: &mut usize,
+        k: u64,
+    ) {
         let (f, c) = unkey(k);
-        while j < sorted.len() && sorted[j].0 <= f {
-            out.put(sorted[j].0, sorted[j].1);
-            j += 1;
+        while *j < sorted.len() && sorted[*j].0 <= f {
+            out.put(sorted[*j].0, sorted[*j].1);
+            *j += 1;
         }
         out.put(f, c);
-    };
-    let ascending = keys.is_sorted();
+    }
+    debug_assert!({
+        let st = KeyStats::of(keys);
+        (st.min, st.max, st.ascending) == (s.stats.min, s.stats.max, s.stats.ascending)
+    });
+    let KeyStats {
+        min,
+        max,
+        ascending,
+        ..
+    } = s.stats;
     if ascending || keys.len() <= SMALL {
         if !ascending {
             keys.sort_unstable();
         }
         for &k in keys.iter() {
-            put(&mut out, k);
+            put(&mut out, sorted, &mut j, k);
         }
     } else {
-        let (min, max) = keys
-            .iter()
-            .fold((u64::MAX, 0), |(lo, hi), &k| (lo.min(k), hi.max(k)));
         // The digits are those of (first line - smallest first line).
         let base = min & !((1 << COUNT_BITS) - 1);
-        if max - base <= u32::MAX as u64 {
+        if s.counted && keys.len() >= PRE_MIN {
+            // Counted while collecting: two digits of the line itself.
+            let n = keys.len();
+            s.a32.resize(s.a32.len().max(n), 0);
+            s.b32.resize(s.b32.len().max(n), 0);
+            let (a, b) = (&mut s.a32[..n], &mut s.b32[..n]);
+            for &k in radix_passes::<u32, 2>(keys, PRE_BASE, PRE_D, a, b, &mut s.hist, true) {
+                put(&mut out, sorted, &mut j, k.rel() + PRE_BASE);
+            }
+        } else if max - base <= u32::MAX as u64 {
             // Relative keys fit 32 bits (any mapping below 2^25 lines, 2 GiB at 64-byte
             // lines, and any sync whose keys lie closer together): half the memory
             // traffic a pass.
             for &k in radix_sort(keys, base, max, &mut s.a32, &mut s.b32, &mut s.hist) {
-                put(&mut out, k.rel() + base);
+                put(&mut out, sorted, &mut j, k.rel() + base);
             }
         } else {
             for &k in radix_sort(keys, base, max, &mut s.a64, &mut s.b64, &mut s.hist) {
-                put(&mut out, k.rel() + base);
+                put(&mut out, sorted, &mut j, k.rel() + base);
             }
         }
     }
@@ -168,22 +305,62 @@ fn radix_sort<'a, K: Rel>(
     let dmax = if n < 4096 { 8 } else { 12 };
     let passes = bits.div_ceil(dmax).max(1);
     let d = bits.div_ceil(passes).max(1);
-    let nb = 1usize << d;
-    let mask = (nb - 1) as u64;
-    hist.clear();
-    hist.resize(passes as usize * nb, 0);
     a.resize(a.len().max(n), K::default());
     b.resize(b.len().max(n), K::default());
-    let digit = |r: u64, p: u32| ((r >> (COUNT_BITS + d * p)) & mask) as usize;
-    for &x in v.iter() {
-        for p in 0..passes {
-            hist[p as usize * nb + digit(x - base, p)] += 1;
+    // The pass count as a constant: the histogram loop unrolls (most syncs need 1-3).
+    match passes {
+        1 => radix_passes::<K, 1>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
+        2 => radix_passes::<K, 2>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
+        3 => radix_passes::<K, 3>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
+        4 => radix_passes::<K, 4>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
+        _ => radix_passes::<K, 8>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
+    }
+}
+
+/// The passes of `radix_sort`: `P` digits of `d` bits (fewer when `P` is the fallback
+/// 8 and the key needs fewer: their digits are 0 in every key and the pass is skipped).
+/// `counted`: `hist` already holds the counts of `v`'s digits.
+#[inline(always)]
+fn radix_passes<'a, K: Rel, const P: usize>(
+    v: &[u64],
+    base: u64,
+    d: u32,
+    a: &'a mut [K],
+    b: &'a mut [K],
+    hist: &mut Vec<u32>,
+    counted: bool,
+) -> &'a [K] {
+    let n = v.len();
+    let nb = 1usize << d;
+    let mask = (nb - 1) as u64;
+    let digit = |r: u64, p: usize| {
+        let sh = COUNT_BITS + d * p as u32;
+        // The fallback P = 8 may have passes beyond the key's bits: digit 0 there.
+        let r = if P > 4 {
+            r.checked_shr(sh).unwrap_or(0)
+        } else {
+            r >> sh
+        };
+        (r & mask) as usize
+    };
+    if counted {
+        debug_assert_eq!(hist.len(), P * nb);
+    } else {
+        hist.clear();
+        hist.resize(P * nb, 0);
+        for &x in v.iter() {
+            for p in 0..P {
+                let i = p * nb + digit(x - base, p);
+                debug_assert!(i < hist.len());
+                // SAFETY: p < P and a digit is masked below nb: i < P * nb = hist.len().
+                unsafe { *hist.get_unchecked_mut(i) += 1 };
+            }
         }
     }
-    let (mut src, mut dst) = (&mut a[..n], &mut b[..n]);
+    let (mut src, mut dst) = (a, b);
     let mut first = true;
-    for p in 0..passes {
-        let h = &mut hist[p as usize * nb..(p as usize + 1) * nb];
+    for p in 0..P {
+        let h = &mut hist[p * nb..(p + 1) * nb];
         let (mut sum, mut one_bucket) = (0u32, false);
         for c in h.iter_mut() {
             let k = *c;
@@ -194,20 +371,29 @@ fn radix_sort<'a, K: Rel>(
         if one_bucket {
             continue;
         }
+        // Every cursor starts at its bucket's offset, and a bucket gets exactly as many
+        // keys as the histogram counted: a cursor stays below n. Checked indexing here
+        // costs a quarter of the pass (measured), so it is not used.
         if first {
             // The 64-bit keys in, relative keys out (into src, which then holds them).
             for &x in v.iter() {
                 let bk = digit(x - base, p);
-                src[h[bk] as usize] = K::from_rel(x - base);
-                h[bk] += 1;
+                let c = &mut h[bk];
+                debug_assert!((*c as usize) < n);
+                // SAFETY: *c < n = src.len() (above).
+                unsafe { *src.get_unchecked_mut(*c as usize) = K::from_rel(x - base) };
+                *c += 1;
             }
             first = false;
             continue;
         }
         for &x in src.iter() {
             let bk = digit(x.rel(), p);
-            dst[h[bk] as usize] = x;
-            h[bk] += 1;
+            let c = &mut h[bk];
+            debug_assert!((*c as usize) < n);
+            // SAFETY: *c < n = dst.len() (above).
+            unsafe { *dst.get_unchecked_mut(*c as usize) = x };
+            *c += 1;
         }
         std::mem::swap(&mut src, &mut dst);
     }
@@ -237,7 +423,8 @@ mod tests {
         let mut ks = keys.to_vec();
         let mut got = vec![];
         let mut runs: Vec<(usize, usize)> = vec![];
-        let n = for_each_run(&mut ks, sorted, &mut Scratch::default(), |f, c| {
+        let mut sc = Scratch::of(&ks);
+        let n = for_each_run(&mut ks, sorted, &mut sc, |f, c| {
             assert!(c > 0);
             if let Some(&(lf, lc)) = runs.last() {
                 assert!(f >= lf + lc, "ascending and disjoint: {f} after {lf}+{lc}");
@@ -281,6 +468,37 @@ mod tests {
                 model_check(&keys, &[]);
                 model_check(&[], &sorted);
             }
+        }
+    }
+
+    #[test]
+    fn histogram_counted_while_collecting_fewer_keys_than_expected() {
+        // A partial sync expects every pending entry but keeps only those in its range:
+        // the histogram counted while collecting must not be used for fewer keys than
+        // it was sized for, nor mislead a later sort.
+        let mut s = Scratch::default();
+        for (expect, n) in [
+            (5000usize, 100usize),
+            (5000, 4096),
+            (10_000, 7000),
+            (0, 5000),
+        ] {
+            let keys: Vec<u64> = (0..n)
+                .map(|i| key((i * 2_654_435_761) % (1 << 24), 1 + i % 5))
+                .collect();
+            s.begin(expect, 1 << 24);
+            for &k in &keys {
+                s.add(k);
+            }
+            let mut model = std::collections::BTreeSet::new();
+            for &k in &keys {
+                let (f, c) = unkey(k);
+                model.extend(f..f + c);
+            }
+            let mut got = vec![];
+            let mut ks = keys.clone();
+            for_each_run(&mut ks, &[], &mut s, |f, c| got.extend(f..f + c));
+            assert_eq!(got, model.into_iter().collect::<Vec<_>>(), "{expect} {n}");
         }
     }
 
