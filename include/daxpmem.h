@@ -168,7 +168,7 @@ struct sigaction;
 
 /**
  * daxpmem_counter(): lines written back by every dax_sync in the process (kept by the
- * core; adding to it is refused).
+ * core, per mapping, and summed when read; adding to it is refused).
  */
 #define DAXPMEM_COUNTER_LINES_WRITTEN_BACK 3
 
@@ -496,7 +496,9 @@ int dax_forget(dax_map_t *m);
  * Process-wide counters kept by the core for the libraries layered on it (they hold no
  * state of their own): adds n to counter `id` and returns the new value (n = 0 reads
  * it). Returns UINT64_MAX with errno EINVAL for an unknown id or an add to a counter the
- * core keeps itself. Lock-free and async-signal-safe.
+ * core keeps itself. Lock-free and async-signal-safe. Reading
+ * DAXPMEM_COUNTER_LINES_WRITTEN_BACK sums the mappings' counts: exact, unless unmaps keep
+ * overlapping the read (then it may miss the lines of a mapping being unmapped).
  */
 uint64_t daxpmem_counter(unsigned int id, uint64_t n);
 

@@ -744,13 +744,15 @@ pub const DAXPMEM_COUNTER_MSYNC_USER: c_uint = 1;
 /// daxpmem_counter(): msync calls the preload library passed to the kernel.
 pub const DAXPMEM_COUNTER_MSYNC_KERNEL: c_uint = 2;
 /// daxpmem_counter(): lines written back by every dax_sync in the process (kept by the
-/// core; adding to it is refused).
+/// core, per mapping, and summed when read; adding to it is refused).
 pub const DAXPMEM_COUNTER_LINES_WRITTEN_BACK: c_uint = 3;
 
 /// Process-wide counters kept by the core for the libraries layered on it (they hold no
 /// state of their own): adds n to counter `id` and returns the new value (n = 0 reads
 /// it). Returns UINT64_MAX with errno EINVAL for an unknown id or an add to a counter the
-/// core keeps itself. Lock-free and async-signal-safe.
+/// core keeps itself. Lock-free and async-signal-safe. Reading
+/// DAXPMEM_COUNTER_LINES_WRITTEN_BACK sums the mappings' counts: exact, unless unmaps keep
+/// overlapping the read (then it may miss the lines of a mapping being unmapped).
 #[no_mangle]
 pub extern "C" fn daxpmem_counter(id: c_uint, n: u64) -> u64 {
     guard(u64::MAX, || crate::sync::counter(id, n))

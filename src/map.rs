@@ -130,10 +130,10 @@ pub struct Mapping {
 pub struct SyncScratch {
     /// (first line, count) runs a sync took, sorted and merged (restored on failure).
     pub runs: Vec<(usize, usize)>,
-    /// The mark log's entries a sync took, as sort keys (`marklog::key`).
-    pub keys: Vec<u64>,
     /// The index's runs a sync took (ascending).
     pub taken: Vec<(usize, usize)>,
+    /// The mark log's entries a sync took, as sort keys (`marklog::key`), and the
+    /// sort's scratch space.
     pub order: crate::order::Scratch,
 }
 

@@ -18,7 +18,9 @@
 //! leave the store buffer. So a mark costs what that store's miss costs (the benchmark's
 //! 14-16 ns a mark is measured after a fence, without it). A mark without a locked
 //! instruction (per-thread logs the sync gathers) would let the store retire in the
-//! background; not tried.
+//! background; not tried. The same compare-and-swap is also where a thread pays for the
+//! write-backs of its previous sync: a sync returns once its fence is issued (as
+//! `pmem_persist` does), and a locked instruction waits for CLWBs still in flight.
 //!
 //! An entry is its own sort key, `(first + 1) << 7 | count` (never 0, the empty slot):
 //! a sync of the whole mapping copies the entries out as they are and sorts them.
@@ -120,17 +122,12 @@ impl MarkLog {
             .wrapping_sub(self.head.load(Relaxed)) as usize
     }
 
-    /// Take every entry published so far into `keys`, as they are (sort keys), showing
-    /// each to `seen`.
-    pub fn drain_keys(&self, keys: &mut Vec<u64>, mut seen: impl FnMut(u64)) {
+    /// Take every entry published so far into `keys`, as they are (sort keys).
+    pub fn drain_keys(&self, keys: &mut impl Extend<u64>) {
         let h = self.head.load(Relaxed);
         let t = self.tail.load(SeqCst);
-        // An exact-size extend: no capacity check per entry.
-        keys.extend((h..t).map(|i| {
-            let k = self.take_slot(i);
-            seen(k);
-            k
-        }));
+        // An exact-size iterator: one capacity check, not one per entry.
+        keys.extend((h..t).map(|i| self.take_slot(i)));
         self.head.store(t, Release);
     }
 

@@ -48,17 +48,20 @@ use crate::marklog::{unkey, COUNT_BITS};
 /// to the radix sort at 100-200 keys, slower beyond).
 const SMALL: usize = 192;
 
-/// Scratch space of `for_each_run`, reused between syncs, and what it knows of the
-/// keys collected for the next one (`begin`, `add`).
+/// The keys of the next `for_each_run` (`begin`, then `push` or `extend`), what is known
+/// of them, and scratch space reused between syncs. The keys live here so that the
+/// histogram counted while they were collected is always theirs (the radix passes
+/// index with it unchecked).
 #[derive(Default)]
 pub struct Scratch {
+    keys: Vec<u64>,
     a32: Vec<u32>,
     b32: Vec<u32>,
     a64: Vec<u64>,
     b64: Vec<u64>,
     hist: Vec<u32>,
     stats: KeyStats,
-    /// The radix histogram was counted by `add` (two digits of `PRE_D` bits of the line).
+    /// `hist` holds the counts of `keys`' two digits of `PRE_D` bits of the line.
     counted: bool,
 }
 
@@ -72,6 +75,7 @@ const PRE_MIN: usize = 4096;
 impl Scratch {
     /// Start collecting about `n` keys (mark-log entries) of lines below `lines`.
     pub fn begin(&mut self, n: usize, lines: usize) {
+        self.keys.clear();
         self.stats = KeyStats::default();
         self.counted = n >= PRE_MIN && lines <= 1 << (2 * PRE_D);
         if self.counted {
@@ -80,24 +84,16 @@ impl Scratch {
         }
     }
 
-    /// Account for the next key collected: its order and range, and, for many keys,
-    /// the radix sort's histogram (one pass over the keys fewer).
+    /// Collect a key, accounting for it as `count` does.
     #[inline(always)]
-    pub fn add(&mut self, k: u64) {
-        self.stats.add(k);
-        if self.counted {
-            debug_assert!(
-                unkey(k).0 < 1 << (2 * PRE_D),
-                "begin() was told fewer lines"
-            );
-            let r = k - PRE_BASE;
-            let mask = (1 << PRE_D) - 1;
-            let d0 = (r >> COUNT_BITS) & mask;
-            let d1 = ((r >> (COUNT_BITS + PRE_D)) & mask) | 1 << PRE_D;
-            // Safe indexing: the bounds checks of two increments cost little here.
-            self.hist[d0 as usize] += 1;
-            self.hist[d1 as usize] += 1;
-        }
+    pub fn push(&mut self, k: u64) {
+        count(&mut self.stats, &mut self.hist, self.counted, k);
+        self.keys.push(k);
+    }
+
+    /// The keys collected since `begin` (in sorted order after `for_each_run`).
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
     }
 
     /// A scratch that has collected `keys` (for tests).
@@ -106,10 +102,44 @@ impl Scratch {
         let lines = keys.iter().map(|&k| unkey(k).0 + 1).max().unwrap_or(0);
         let mut s = Scratch::default();
         s.begin(keys.len(), lines);
-        for &k in keys {
-            s.add(k);
-        }
+        s.extend(keys.iter().copied());
         s
+    }
+}
+
+/// Collect keys as `push` does, through one exact-size extend where the iterator allows
+/// (no capacity check per key: the mark log's drain).
+impl Extend<u64> for Scratch {
+    fn extend<I: IntoIterator<Item = u64>>(&mut self, it: I) {
+        let Scratch {
+            keys,
+            stats,
+            hist,
+            counted,
+            ..
+        } = self;
+        let counted = *counted;
+        keys.extend(it.into_iter().inspect(|&k| count(stats, hist, counted, k)));
+    }
+}
+
+/// Account for a key collected: its order and range, and, for many keys, the radix
+/// sort's histogram (one pass over the keys fewer).
+#[inline(always)]
+fn count(stats: &mut KeyStats, hist: &mut [u32], counted: bool, k: u64) {
+    stats.add(k);
+    if counted {
+        debug_assert!(
+            unkey(k).0 < 1 << (2 * PRE_D),
+            "begin() was told fewer lines"
+        );
+        let r = k - PRE_BASE;
+        let mask = (1 << PRE_D) - 1;
+        let d0 = (r >> COUNT_BITS) & mask;
+        let d1 = ((r >> (COUNT_BITS + PRE_D)) & mask) | 1 << PRE_D;
+        // Checked indexing: two increments a key, the checks cost little here.
+        hist[d0 as usize] += 1;
+        hist[d1 as usize] += 1;
     }
 }
 
@@ -177,17 +207,19 @@ impl<F: FnMut(usize, usize)> Dedup<F> {
     }
 }
 
-/// Call `emit(first line, count)` for every line of `keys` (mark-log entries, any
-/// order; reordered here) and of `sorted` (ascending disjoint runs), in ascending
-/// order, each line exactly once. `s` has collected `keys` (`Scratch::begin`, `add`).
-/// Returns the number of lines handed out.
+/// Call `emit(first line, count)` for every line of the keys `s` collected (mark-log
+/// entries, any order; sorted here) and of `sorted` (ascending disjoint runs), in
+/// ascending order, each line exactly once, and consume the keys. Returns the number of
+/// lines handed out.
 #[inline(always)]
 pub fn for_each_run(
-    keys: &mut [u64],
-    sorted: &[(usize, usize)],
     s: &mut Scratch,
+    sorted: &[(usize, usize)],
     emit: impl FnMut(usize, usize),
 ) -> u64 {
+    // The histogram is the keys' until they are reordered: used at most once.
+    let counted = std::mem::take(&mut s.counted);
+    let keys = &mut s.keys[..];
     let mut out = Dedup {
         done: 0,
         lines: 0,
@@ -229,7 +261,7 @@ pub fn for_each_run(
     } else {
         // The digits are those of (first line - smallest first line).
         let base = min & !((1 << COUNT_BITS) - 1);
-        if s.counted && keys.len() >= PRE_MIN {
+        if counted && keys.len() >= PRE_MIN {
             // Counted while collecting: two digits of the line itself.
             let n = keys.len();
             s.a32.resize(s.a32.len().max(n), 0);
@@ -254,6 +286,9 @@ pub fn for_each_run(
     for &(f, c) in &sorted[j..] {
         out.put(f, c);
     }
+    // Consumed: a next call without `begin` has no keys (and no stale histogram).
+    s.keys.clear();
+    s.stats = KeyStats::default();
     out.lines
 }
 
@@ -420,11 +455,10 @@ mod tests {
         for &(f, c) in sorted {
             model.extend(f..f + c);
         }
-        let mut ks = keys.to_vec();
         let mut got = vec![];
         let mut runs: Vec<(usize, usize)> = vec![];
-        let mut sc = Scratch::of(&ks);
-        let n = for_each_run(&mut ks, sorted, &mut sc, |f, c| {
+        let mut sc = Scratch::of(keys);
+        let n = for_each_run(&mut sc, sorted, |f, c| {
             assert!(c > 0);
             if let Some(&(lf, lc)) = runs.last() {
                 assert!(f >= lf + lc, "ascending and disjoint: {f} after {lf}+{lc}");
@@ -488,7 +522,7 @@ mod tests {
                 .collect();
             s.begin(expect, 1 << 24);
             for &k in &keys {
-                s.add(k);
+                s.push(k);
             }
             let mut model = std::collections::BTreeSet::new();
             for &k in &keys {
@@ -496,9 +530,16 @@ mod tests {
                 model.extend(f..f + c);
             }
             let mut got = vec![];
-            let mut ks = keys.clone();
-            for_each_run(&mut ks, &[], &mut s, |f, c| got.extend(f..f + c));
+            for_each_run(&mut s, &[], |f, c| got.extend(f..f + c));
             assert_eq!(got, model.into_iter().collect::<Vec<_>>(), "{expect} {n}");
+            // Used twice without a new begin(): the keys (and the histogram) were
+            // consumed by the first.
+            let mut again = vec![];
+            assert_eq!(
+                for_each_run(&mut s, &[(3, 2)], |f, c| again.extend(f..f + c)),
+                2
+            );
+            assert_eq!(again, vec![3, 4], "{expect} {n}, second use");
         }
     }
 

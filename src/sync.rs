@@ -20,11 +20,12 @@ const LINES: u32 = 3;
 /// Add `n` to counter `id` and return the new value.
 pub fn counter(id: u32, n: u64) -> Result<u64> {
     match (id, COUNTERS.get(id as usize)) {
+        (LINES, _) if n == 0 => Ok(lines_total()),
+        (LINES, _) => Err(Error::inval(
+            "daxpmem_counter: lines written back are counted by the library, not added to",
+        )),
         (_, Some(c)) => Ok(c.fetch_add(n, Relaxed).wrapping_add(n)),
-        (LINES, None) if n == 0 => Ok(lines_total()),
-        _ => Err(Error::inval(format!(
-            "daxpmem_counter: no counter {id} to add to"
-        ))),
+        _ => Err(Error::inval(format!("daxpmem_counter: no counter {id}"))),
     }
 }
 
@@ -46,31 +47,53 @@ fn count_lines(m: &Mapping, n: u64) {
 }
 
 /// Unregister `m` (`remove`), keeping its written-back lines in the process total.
+/// Under the sync lock (a sync still running on the mapping finishes first and is
+/// counted) and with signals blocked: a handler reading the total on this thread would
+/// otherwise wait for this window forever.
 pub fn retire(m: &Mapping, remove: impl FnOnce()) {
+    let _g = m.sync_lock.lock();
+    let _mask = sys::SignalsBlocked::all();
     RETIRING.fetch_add(1, SeqCst);
     RETIRE_GEN.fetch_add(1, SeqCst);
-    RETIRED_LINES.fetch_add(m.counters.lines_written_back.load(SeqCst), SeqCst);
+    // Unregistered first, counted after: a reader that gives up waiting (below) may
+    // miss these lines for a moment, but never counts them twice.
     remove();
+    RETIRED_LINES.fetch_add(m.counters.lines_written_back.load(SeqCst), SeqCst);
     RETIRE_GEN.fetch_add(1, SeqCst);
     RETIRING.fetch_sub(1, SeqCst);
 }
 
-/// Lines written back by every sync in the process.
+/// In a forked child: a thread that was retiring a mapping at the fork is gone.
+pub fn after_fork_child() {
+    RETIRING.store(0, SeqCst);
+    RETIRE_GEN.fetch_add(1, SeqCst);
+}
+
+/// Lines written back by every sync in the process. Exact unless unmaps keep
+/// overlapping the read: after `TRIES` attempts it returns a sum that may miss the
+/// mapping being retired (never one counted twice). Async-signal-safe (no lock; the
+/// retiring thread blocks signals, so a handler never waits for its own thread).
 fn lines_total() -> u64 {
-    loop {
+    const TRIES: u32 = 1000;
+    let sum = || {
+        let mut n = RETIRED_LINES.load(SeqCst);
+        crate::registry::scan(&mut |m| {
+            n += m.counters.lines_written_back.load(SeqCst);
+            false
+        });
+        n
+    };
+    for _ in 0..TRIES {
         let gen = RETIRE_GEN.load(SeqCst);
         if RETIRING.load(SeqCst) == 0 {
-            let mut n = RETIRED_LINES.load(SeqCst);
-            crate::registry::scan(&mut |m| {
-                n += m.counters.lines_written_back.load(SeqCst);
-                false
-            });
+            let n = sum();
             if RETIRING.load(SeqCst) == 0 && RETIRE_GEN.load(SeqCst) == gen {
                 return n;
             }
         }
-        std::thread::yield_now();
+        std::hint::spin_loop();
     }
+    sum()
 }
 
 /// Sync `[addr, addr+len)` of `m` (already checked to lie inside it).
@@ -122,27 +145,22 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     Ok(())
 }
 
-/// Take every dirty line of [lo, hi): the mark log's entries into `scratch.keys` (parts
+/// Take every dirty line of [lo, hi): the mark log's entries into `scratch.order` (parts
 /// outside the range go to the index) and the index's bits into `scratch.taken` (through
 /// the tracker, which re-protects first). On error nothing taken is lost: it goes back
 /// into the index.
 fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
-    let SyncScratch {
-        keys, taken, order, ..
-    } = scratch;
-    keys.clear();
+    let SyncScratch { taken, order, .. } = scratch;
     taken.clear();
     order.begin(m.log.pending(), m.lines());
     if lo == 0 && hi >= m.lines() {
         // The whole mapping: the entries are the keys.
-        m.log.drain_keys(keys, |k| order.add(k));
+        m.log.drain_keys(order);
     } else {
         m.log.drain(|f, c| {
             let (s, e) = (f.max(lo), (f + c).min(hi));
             if s < e {
-                let k = crate::marklog::key(s, e - s);
-                order.add(k);
-                keys.push(k);
+                order.push(crate::marklog::key(s, e - s));
             }
             if f < lo {
                 m.index.mark(f, lo.min(f + c));
@@ -155,7 +173,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
     let a = m.addr + (lo << m.line_shift);
     let l = ((hi - lo) << m.line_shift).min(m.addr + m.len - a);
     if let Err(e) = crate::track::take(m, a, l, lo, hi, &mut |f, c| taken.push((f, c))) {
-        for &k in keys.iter() {
+        for &k in order.keys() {
             let (f, c) = crate::marklog::unkey(k);
             m.index.mark(f, f + c);
         }
@@ -169,14 +187,9 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
 /// adjacent. On error nothing taken is lost.
 fn collect(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
     gather(m, lo, hi, scratch)?;
-    let SyncScratch {
-        runs,
-        keys,
-        taken,
-        order,
-    } = scratch;
+    let SyncScratch { runs, taken, order } = scratch;
     runs.clear();
-    crate::order::for_each_run(keys, taken, order, |f, c| match runs.last_mut() {
+    crate::order::for_each_run(order, taken, |f, c| match runs.last_mut() {
         Some(last) if last.0 + last.1 == f => last.1 += c,
         _ => runs.push((f, c)),
     });
@@ -190,13 +203,14 @@ fn restore(m: &Mapping, runs: &[(usize, usize)]) {
     }
 }
 
-/// Pmem: take every dirty line of [lo, hi) first, put them in address order, each once
-/// (order.rs), count them, then write them back and fence. Taking and counting come
-/// first because CLWB and CLFLUSHOPT are ordered against locked read-modify-write
-/// instructions: interleaving them with the index's atomic swaps would wait for each
-/// write-back in turn (measured: 150 ns more per random line), and one after the last
-/// write-back would wait for all of them to complete, which the fence alone does not
-/// (the sync lock's release is a plain store for the same reason).
+/// Pmem: take every dirty line of [lo, hi) first, then put them in address order, each
+/// once (order.rs), writing each run back as it comes out, then one fence, then count
+/// them. Taking comes first because CLWB and CLFLUSHOPT are ordered against locked
+/// read-modify-write instructions: interleaving them with the index's atomic swaps
+/// would wait for each write-back in turn (measured: 150 ns more per random line). For
+/// the same reason no locked instruction follows the write-backs: it would wait for all
+/// of them to complete, which the fence does not (the count is a plain add, the sync
+/// lock's release a plain store).
 fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Result<()> {
     let c = cpu::config();
     gather(m, lo, hi, scratch)?;
@@ -205,13 +219,10 @@ fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> R
         flush::fence();
         return Ok(());
     }
-    let SyncScratch {
-        keys, taken, order, ..
-    } = scratch;
+    let SyncScratch { taken, order, .. } = scratch;
     let n = flush::dispatch(
         c.flush,
         WriteBack {
-            keys,
             taken,
             order,
             base: m.addr,
@@ -226,7 +237,6 @@ fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> R
 
 /// The write-back loop of a sync, with the instruction inlined (flush::dispatch).
 struct WriteBack<'a> {
-    keys: &'a mut [u64],
     taken: &'a [(usize, usize)],
     order: &'a mut crate::order::Scratch,
     base: usize,
@@ -239,7 +249,7 @@ impl flush::WithInsn for WriteBack<'_> {
     #[inline(always)]
     fn run<I: flush::Insn>(self) -> u64 {
         let (base, shift, line) = (self.base, self.shift, self.line);
-        crate::order::for_each_run(self.keys, self.taken, self.order, |f, n| {
+        crate::order::for_each_run(self.order, self.taken, |f, n| {
             // SAFETY: the lines lie inside the mapping, which stays mapped while the
             // caller holds a reference to it.
             unsafe { I::lines(base + (f << shift), n, line) }

@@ -110,6 +110,35 @@ pub fn page_up(a: usize) -> usize {
     (a + PAGE - 1) & !(PAGE - 1)
 }
 
+/// Every signal blocked on this thread while the guard lives (the previous mask comes
+/// back on drop). For sections a signal handler on the same thread must not interrupt:
+/// one that would wait for what the section holds would wait forever.
+pub struct SignalsBlocked {
+    old: libc::sigset_t,
+}
+
+impl SignalsBlocked {
+    pub fn all() -> SignalsBlocked {
+        // SAFETY: an all-zero sigset_t is a valid value to initialise.
+        let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigfillset and pthread_sigmask with valid sets of ours.
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        }
+        SignalsBlocked { old }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restoring this thread's mask saved by new().
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

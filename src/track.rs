@@ -321,15 +321,7 @@ pub fn take(
     let whole = start == m.addr && end >= m.addr + m.len;
     // No signal handler may run on this thread while it holds the fault lock (one that
     // stored into the mapping would wait for this thread forever).
-    // SAFETY: an all-zero sigset_t is a valid value to initialise.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; pthread_sigmask with valid sets.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-    }
+    let mask = sys::SignalsBlocked::all();
     m.fault_lock.lock();
     // SAFETY: the range is part of the mapping; reads stay allowed.
     let r = unsafe { sys::mprotect(start, end - start, libc::PROT_READ) };
@@ -356,8 +348,7 @@ pub fn take(
         crate::seam::track(true, start, end - start);
     }
     m.fault_lock.unlock();
-    // SAFETY: restoring this thread's mask.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(mask);
     r.map_err(|e| {
         Error::new(
             e.errno,
@@ -384,6 +375,7 @@ pub fn after_fork_parent() {
 }
 
 pub fn after_fork_child() {
+    crate::sync::after_fork_child();
     registry::scan(&mut |m| {
         m.fault_lock.reset_after_fork();
         m.sync_lock.reset_after_fork();
