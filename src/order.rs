@@ -31,7 +31,7 @@
 //! interleaved in one process, so that the host's phases hit all alike; medians of the
 //! per-round ratio to the oracle, k = 10 000 in a fast phase): the radix passes with the
 //! pass count a constant and unchecked cursors 1.58 -> 1.53; the order, range and
-//! (for >= 4096 keys of a mapping up to 2^24 lines) the radix histogram gathered while
+//! (for >= 2048 keys of a mapping up to 2^24 lines) the radix histogram gathered while
 //! the mark log is drained, one pass over the keys fewer, -> 1.50; the emission inlined
 //! into the write-back loop (`flush::dispatch`) -> see sync.rs. Tried and dropped: an
 //! MSD pass by the top bits with each bucket put in order by a sorting network in
@@ -40,7 +40,10 @@
 //! against 1.40-1.50; the branch on each bucket's size mispredicts. The same MSD with an
 //! insertion sort per bucket interleaved with the write-backs: the sort's stores wait
 //! behind the CLWBs for room in the store buffer (perf: the samples sit on those
-//! stores), k = 100 went 2.3 -> 2.8x.
+//! stores), k = 100 went 2.3 -> 2.8x. 12-bit digits from 2048 keys instead of 4096:
+//! k = 2500 1.55-1.60 -> 1.47-1.55, k = 3500 1.37-1.58 -> 1.30-1.54; from 512 they
+//! lose at 1000 (1.71 -> 2.02). The standard sort up to 1024 keys: 2.4x at 500-1000
+//! against 1.7x. Left: 500-1000 keys sit at 1.7-1.8x (three 8-bit passes).
 
 use crate::marklog::{unkey, COUNT_BITS};
 
@@ -69,8 +72,9 @@ pub struct Scratch {
 /// (a 1 GiB mapping at 64-byte lines).
 const PRE_D: u32 = 12;
 /// At least this many keys expected for `begin` to count a histogram (below, the radix
-/// sort uses 8-bit digits, and counting them in the same pass saves little).
-const PRE_MIN: usize = 4096;
+/// sort uses 8-bit digits, and counting them in the same pass saves little). The same
+/// bound as `radix_sort`'s switch to 12-bit digits.
+const PRE_MIN: usize = 2048;
 
 impl Scratch {
     /// Start collecting about `n` keys (mark-log entries) of lines below `lines`.
@@ -337,7 +341,7 @@ fn radix_sort<'a, K: Rel>(
 ) -> &'a [K] {
     let n = v.len();
     let bits = u64::BITS - ((max - base) >> COUNT_BITS).leading_zeros();
-    let dmax = if n < 4096 { 8 } else { 12 };
+    let dmax = if n < PRE_MIN { 8 } else { PRE_D };
     let passes = bits.div_ceil(dmax).max(1);
     let d = bits.div_ceil(passes).max(1);
     a.resize(a.len().max(n), K::default());
@@ -479,7 +483,9 @@ mod tests {
             s ^= s << 17;
             s
         };
-        for n in [0usize, 1, 2, 5, 100, 192, 193, 300, 1500, 5000, 70_000] {
+        for n in [
+            0usize, 1, 2, 5, 100, 192, 193, 300, 1500, 2500, 5000, 70_000,
+        ] {
             for (spread, ascending) in [(100_000, false), (100_000, true), (300, false)] {
                 let mut keys: Vec<u64> = (0..n)
                     .map(|_| {
@@ -514,6 +520,7 @@ mod tests {
         for (expect, n) in [
             (5000usize, 100usize),
             (5000, 4096),
+            (3000, 2100),
             (10_000, 7000),
             (0, 5000),
         ] {
