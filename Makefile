@@ -138,9 +138,10 @@ preload-bench-dax: preload-test
 # Benchmarks against PMDK's libpmem (Debian libpmem-dev), printed as ratios.
 BENCH_ARGS ?= --quick
 bench: build
-	$(MAKE) -C bench bench_pmem bench_sync
+	$(MAKE) -C bench bench_pmem bench_sync bench_track
 	bench/bench_pmem $(BENCH_ARGS)
 	DAXPMEM_FORCE_PMEM=1 bench/bench_sync $(BENCH_ARGS)
+	bench/bench_track $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean
