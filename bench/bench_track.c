@@ -14,7 +14,8 @@
  *     dax_sync every 1000 pages and one at the end; against the untracked fill, no syncs.
  * Modes: untracked (DAX_TRACK_EXPLICIT, no marks: what a program gets without the
  * library's help, and not durable), explicit (a dax_mark_dirty per store), KERNEL,
- * MPROTECT, UFFD (n/a where the kernel lacks WP_ASYNC/PAGEMAP_SCAN).
+ * MPROTECT, UFFD (n/a where the kernel lacks WP_ASYNC/PAGEMAP_SCAN). First stores and
+ * clean syncs run every mode's rounds by turns (seven 1 GiB mappings of one file).
  * usage: bench_track [--quick] [DIR]      (~30 s; --quick: 11 rounds, ~15 s) */
 #define _GNU_SOURCE
 #include <daxpmem.h>
@@ -229,76 +230,93 @@ int main(int argc, char **argv) {
 
     double fs[NMODES][2], clean[NMODES], fl[NMODES][2];
     int have[NMODES] = {0};
+    struct target tg[NMODES];
     for (int mode = 0; mode < NMODES; mode++) {
-        struct target t = {.mode = mode, .uffd = -1};
+        struct target *t = &tg[mode];
+        *t = (struct target){.mode = mode, .uffd = -1};
         if (mode < RAW_MPROTECT) {
-            t.m = dax_map_fd(fd, 0, LEN, flags[mode]);
-            if (!t.m) {
+            t->m = dax_map_fd(fd, 0, LEN, flags[mode]);
+            if (!t->m) {
                 printf("  %s: n/a (%s)\n", names[mode], dax_errormsg());
                 continue;
             }
-            t.base = dax_addr(t.m);
+            t->base = dax_addr(t->m);
         } else {
-            t.base = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-            if (t.base == MAP_FAILED) {
+            t->base = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (t->base == MAP_FAILED) {
                 perror("mmap");
-                return 1;
-            }
-            if (mode == RAW_MPROTECT && sigaction(SIGSEGV, &sa, NULL) != 0) {
-                perror("sigaction");
                 return 1;
             }
             if (mode == RAW_UFFD && pagemap_fd < 0)
                 pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-            if (mode == RAW_UFFD && (t.uffd = uffd_arm(t.base, LEN)) < 0) {
+            if (mode == RAW_UFFD && (t->uffd = uffd_arm(t->base, LEN)) < 0) {
                 printf("  %s: n/a (userfaultfd WP_ASYNC: %s)\n", names[mode], strerror(errno));
-                munmap(t.base, LEN);
+                munmap(t->base, LEN);
                 continue;
             }
         }
         have[mode] = 1;
         /* Every page mapped and present in this mapping before anything is timed (a
          * fresh mapping's first touch is a minor fault, ~1.8 us here, in every mode). */
-        for (size_t i = 0; i < NPAGES; i++) ((volatile char *)t.base)[i * PG] = 1;
-        double v[64];
+        for (size_t i = 0; i < NPAGES; i++) ((volatile char *)t->base)[i * PG] = 1;
+        resync(t);
+    }
+    /* The library's SIGSEGV action (installed with its first MPROTECT mapping) and the
+     * bare one of the raw rounds take turns, like the rounds themselves: every mode's
+     * rounds are interleaved, so that the host's slow and fast phases hit all alike. */
+    struct sigaction lib_sa;
+    sigaction(SIGSEGV, NULL, &lib_sa);
+    double v[NMODES][64];
+    for (int random = 0; random < 2; random++) {
+        for (int r = 0; r < rounds; r++)
+            for (int j = 0; j < NMODES; j++) {
+                int mode = (j + r) % NMODES;
+                if (!have[mode]) continue;
+                if (mode == RAW_MPROTECT) sigaction(SIGSEGV, &sa, NULL);
+                v[mode][r] = first_stores(&tg[mode], random, r);
+                if (mode == RAW_MPROTECT) {
+                    resync(&tg[mode]);
+                    sigaction(SIGSEGV, &lib_sa, NULL);
+                }
+            }
+        for (int mode = 0; mode < NMODES; mode++)
+            if (have[mode]) fs[mode][random] = med(v[mode], rounds);
+    }
+    /* Clean syncs; for raw uffd, the kernel's part of a UFFD sync: one scan. */
+    for (int mode = 0; mode < NMODES; mode++)
+        if (have[mode]) resync(&tg[mode]);
+    for (int r = 0; r < rounds; r++)
+        for (int j = 0; j < NMODES; j++) {
+            int mode = (j + r) % NMODES;
+            if (!have[mode] || mode == RAW_MPROTECT) continue;
+            double t0 = now_ns();
+            if (mode == RAW_UFFD)
+                raw_scan(tg[mode].base, LEN);
+            else
+                dax_sync(tg[mode].m, NULL, 0);
+            v[mode][r] = (now_ns() - t0) / 1e3;
+        }
+    for (int mode = 0; mode < NMODES; mode++)
+        if (have[mode] && mode != RAW_MPROTECT) clean[mode] = med(v[mode], rounds);
+    for (int mode = 0; mode < RAW_MPROTECT; mode++) {
+        struct target *t = &tg[mode];
+        if (!have[mode]) continue;
+        int nf = quick ? 1 : 3;
         for (int random = 0; random < 2; random++) {
-            for (int r = 0; r < rounds; r++) v[r] = first_stores(&t, random, r);
-            fs[mode][random] = med(v, rounds);
+            for (int r = 0; r < nf; r++) v[mode][r] = fill(t, random ? rnd : seq, r + 2);
+            fl[mode][random] = med(v[mode], nf);
         }
-        if (mode == RAW_UFFD) {
-            /* The kernel's part of a clean UFFD sync: one get-and-clear scan. */
-            resync(&t);
-            for (int r = 0; r < rounds; r++) {
-                double t0 = now_ns();
-                raw_scan(t.base, LEN);
-                v[r] = (now_ns() - t0) / 1e3;
-            }
-            clean[mode] = med(v, rounds);
-        }
-        if (t.m) {
-            resync(&t);
-            for (int r = 0; r < rounds; r++) {
-                double t0 = now_ns();
-                dax_sync(t.m, NULL, 0);
-                v[r] = (now_ns() - t0) / 1e3;
-            }
-            clean[mode] = med(v, rounds);
-            int nf = quick ? 1 : 3;
-            for (int random = 0; random < 2; random++) {
-                for (int r = 0; r < nf; r++) v[r] = fill(&t, random ? rnd : seq, r + 2);
-                fl[mode][random] = med(v, nf);
-            }
-            struct dax_stats st;
-            st.size = sizeof st;
-            dax_get_stats(t.m, &st);
-            printf("  %s: mode in effect %d, %llu tracked faults\n", names[mode], dax_track_mode(t.m),
-                   (unsigned long long)st.tracked_faults);
-            dax_unmap(t.m);
-        } else {
-            if (mode == RAW_MPROTECT) signal(SIGSEGV, SIG_DFL);
-            if (t.uffd >= 0) close(t.uffd);
-            munmap(t.base, LEN);
-        }
+        struct dax_stats st;
+        st.size = sizeof st;
+        dax_get_stats(t->m, &st);
+        printf("  %s: mode in effect %d, %llu tracked faults\n", names[mode],
+               dax_track_mode(t->m), (unsigned long long)st.tracked_faults);
+        dax_unmap(t->m);
+    }
+    for (int mode = RAW_MPROTECT; mode < NMODES; mode++) {
+        if (!have[mode]) continue;
+        if (tg[mode].uffd >= 0) close(tg[mode].uffd);
+        munmap(tg[mode].base, LEN);
     }
     close(fd);
     unlink(path);
