@@ -10,61 +10,102 @@
  * uses the first build's wb_cache_pmem/wmb_pmem on its mapping). Up to 4 builds. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
-typedef void *(*map_t)(const char *, size_t, unsigned, unsigned);
-typedef void *(*addr_t)(void *);
-typedef int (*mark_t)(void *, const void *, size_t);
-typedef int (*sync_t)(void *, const void *, size_t);
-typedef void (*wb_t)(const void *, size_t);
-typedef void (*wmb_t)(void);
-static uint64_t s=88172645463325252ull;
-static inline uint64_t nx(void){s^=s<<13;s^=s>>7;s^=s<<17;return s;}
-static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec*1e9+t.tv_nsec;}
-static int cmp(const void*a,const void*b){double x=*(double*)a,y=*(double*)b;return x<y?-1:x>y;}
-static double med(double*v,int n){qsort(v,n,8,cmp);return v[n/2];}
+
+#include "bench_util.h"
+
 #define MAXV 4
-int main(int argc,char**argv){
-  if(argc<4||argc>3+MAXV){fprintf(stderr,"usage: ab_sync K ROUNDS LIB...\n");return 2;}
-  size_t k=atol(argv[1]); int rounds=atoi(argv[2]); int nv=argc-3;
-  if(!k||rounds<1){fprintf(stderr,"ab_sync: K and ROUNDS must be positive\n");return 2;}
-  size_t len=1ull<<30;
-  map_t mp[MAXV]; addr_t ad[MAXV]; mark_t mk[MAXV]; sync_t sy[MAXV]; wb_t wb=0; wmb_t wmb=0;
-  void *m[MAXV]; char *b[MAXV];
-  for(int v=0;v<nv;v++){
-    void*h=dlopen(argv[3+v],RTLD_NOW|RTLD_LOCAL); if(!h){fprintf(stderr,"%s\n",dlerror());return 1;}
-    mp[v]=dlsym(h,"dax_map"); ad[v]=dlsym(h,"dax_addr"); mk[v]=dlsym(h,"dax_mark_dirty"); sy[v]=dlsym(h,"dax_sync");
-    if(!v){wb=dlsym(h,"wb_cache_pmem"); wmb=dlsym(h,"wmb_pmem");}
-    char p[64]; snprintf(p,64,"/dev/shm/ab%d",v);
-    m[v]=mp[v](p,len,1,0600); unlink(p); if(!m[v]){fprintf(stderr,"map fail\n");return 1;}
-    b[v]=ad[v](m[v]); memset(b[v],1,len);
-  }
-  uint64_t*o=malloc(k*8);
-  double *t[MAXV+1]; for(int v=0;v<=nv;v++)t[v]=malloc(rounds*8);
-  double *rr[MAXV]; for(int v=0;v<nv;v++)rr[v]=malloc(rounds*8);
-  for(int r=0;r<rounds;r++){
-    for(int j=0;j<=nv;j++){
-      int v=(j+r)%(nv+1);
-      for(size_t i=0;i<k;i++)o[i]=(nx()%(len/64))*64;
-      if(v<nv){
-        for(size_t i=0;i<k;i++)mk[v](m[v],b[v]+o[i],64);
-        for(size_t i=0;i<k;i++)memset(b[v]+o[i],r,64);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        double t0=now(); sy[v](m[v],NULL,0); t[v][r]=now()-t0;
-      } else {
-        for(size_t i=0;i<k;i++)memset(b[0]+o[i],r+1,64);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        double t0=now(); for(size_t i=0;i<k;i++)wb(b[0]+o[i],64); wmb(); t[nv][r]=now()-t0;
-      }
+
+typedef void *(*map_fn)(const char *, size_t, unsigned, unsigned);
+typedef void *(*addr_fn)(void *);
+typedef int (*mark_fn)(void *, const void *, size_t);
+typedef int (*sync_fn)(void *, const void *, size_t);
+typedef void (*wb_fn)(const void *, size_t);
+typedef void (*wmb_fn)(void);
+
+int main(int argc, char **argv) {
+    if (argc < 4 || argc > 3 + MAXV) {
+        fprintf(stderr, "usage: ab_sync K ROUNDS LIB...\n");
+        return 2;
     }
-    for(int v=0;v<nv;v++)rr[v][r]=t[v][r]/t[nv][r];
-  }
-  printf("k=%zu oracle %.0f ns |",k,med(t[nv],rounds));
-  for(int v=0;v<nv;v++)printf(" %s: %.0f ns x%.2f |",argv[3+v],med(t[v],rounds),med(rr[v],rounds));
-  printf("\n");
-  return 0;}
+    size_t k = (size_t)atol(argv[1]);
+    int rounds = atoi(argv[2]), nv = argc - 3;
+    if (!k || rounds < 1) {
+        fprintf(stderr, "ab_sync: K and ROUNDS must be positive\n");
+        return 2;
+    }
+    const size_t len = 1ull << 30;
+    mark_fn mark[MAXV];
+    sync_fn sync[MAXV];
+    wb_fn wb = NULL;
+    wmb_fn wmb = NULL;
+    void *m[MAXV];
+    char *base[MAXV];
+    for (int v = 0; v < nv; v++) {
+        void *h = dlopen(argv[3 + v], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            fprintf(stderr, "%s\n", dlerror());
+            return 1;
+        }
+        map_fn map = (map_fn)dlsym(h, "dax_map");
+        addr_fn addr = (addr_fn)dlsym(h, "dax_addr");
+        mark[v] = (mark_fn)dlsym(h, "dax_mark_dirty");
+        sync[v] = (sync_fn)dlsym(h, "dax_sync");
+        if (v == 0) {
+            wb = (wb_fn)dlsym(h, "wb_cache_pmem");
+            wmb = (wmb_fn)dlsym(h, "wmb_pmem");
+        }
+        if (!map || !addr || !mark[v] || !sync[v] || !wb || !wmb) {
+            fprintf(stderr, "%s: not a libdaxpmem\n", argv[3 + v]);
+            return 1;
+        }
+        char p[64];
+        snprintf(p, sizeof p, "/dev/shm/daxpmem-ab-sync-%d", v);
+        m[v] = map(p, len, 1 /* DAX_CREATE */, 0600);
+        unlink(p);
+        if (!m[v]) {
+            fprintf(stderr, "%s: dax_map failed\n", argv[3 + v]);
+            return 1;
+        }
+        base[v] = (char *)addr(m[v]);
+        memset(base[v], 1, len);
+    }
+    uint64_t *off = malloc(k * sizeof *off);
+    double *t[MAXV + 1], *ratio[MAXV];
+    for (int v = 0; v <= nv; v++) t[v] = malloc((size_t)rounds * sizeof(double));
+    for (int v = 0; v < nv; v++) ratio[v] = malloc((size_t)rounds * sizeof(double));
+    for (int r = 0; r < rounds; r++) {
+        /* Each build and the oracle in turn, the order rotating from round to round, each
+         * on fresh random lines written just before and settled by a fence. */
+        for (int j = 0; j <= nv; j++) {
+            int v = (j + r) % (nv + 1);
+            for (size_t i = 0; i < k; i++) off[i] = (next() % (len / 64)) * 64;
+            if (v < nv) {
+                for (size_t i = 0; i < k; i++) mark[v](m[v], base[v] + off[i], 64);
+                for (size_t i = 0; i < k; i++) memset(base[v] + off[i], r, 64);
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
+                double t0 = now_ns();
+                sync[v](m[v], NULL, 0);
+                t[v][r] = now_ns() - t0;
+            } else {
+                for (size_t i = 0; i < k; i++) memset(base[0] + off[i], r + 1, 64);
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
+                double t0 = now_ns();
+                for (size_t i = 0; i < k; i++) wb(base[0] + off[i], 64);
+                wmb();
+                t[nv][r] = now_ns() - t0;
+            }
+        }
+        for (int v = 0; v < nv; v++) ratio[v][r] = t[v][r] / t[nv][r];
+    }
+    printf("k=%zu oracle %.0f ns |", k, median(t[nv], rounds));
+    for (int v = 0; v < nv; v++)
+        printf(" %s: %.0f ns x%.2f |", argv[3 + v], median(t[v], rounds), median(ratio[v], rounds));
+    printf("\n");
+    return 0;
+}

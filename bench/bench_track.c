@@ -67,8 +67,6 @@ static const size_t LEN = 1ul << 30;
 static const size_t NPAGES = (1ul << 30) / 4096;
 static int rounds = 31;
 
-static double med(double *v, int n) { return median(v, n); }
-
 /* ---- the raw mechanisms, by hand ---- */
 
 static void raw_segv(int sig, siginfo_t *si, void *uc) {
@@ -280,7 +278,7 @@ int main(int argc, char **argv) {
                 }
             }
         for (int mode = 0; mode < NMODES; mode++)
-            if (have[mode]) fs[mode][random] = med(v[mode], rounds);
+            if (have[mode]) fs[mode][random] = median(v[mode], rounds);
     }
     /* Clean syncs; for raw uffd, the kernel's part of a UFFD sync: one scan. */
     for (int mode = 0; mode < NMODES; mode++)
@@ -297,14 +295,14 @@ int main(int argc, char **argv) {
             v[mode][r] = (now_ns() - t0) / 1e3;
         }
     for (int mode = 0; mode < NMODES; mode++)
-        if (have[mode] && mode != RAW_MPROTECT) clean[mode] = med(v[mode], rounds);
+        if (have[mode] && mode != RAW_MPROTECT) clean[mode] = median(v[mode], rounds);
     for (int mode = 0; mode < RAW_MPROTECT; mode++) {
         struct target *t = &tg[mode];
         if (!have[mode]) continue;
         int nf = quick ? 1 : 3;
         for (int random = 0; random < 2; random++) {
             for (int r = 0; r < nf; r++) v[mode][r] = fill(t, random ? rnd : seq, r + 2);
-            fl[mode][random] = med(v[mode], nf);
+            fl[mode][random] = median(v[mode], nf);
         }
         struct dax_stats st;
         st.size = sizeof st;

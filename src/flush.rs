@@ -39,7 +39,7 @@ unsafe fn clflush(p: usize) {
 
 /// One write-back instruction as a type, so a caller with many short runs (a sync's
 /// write-back of random lines) can have the loop inlined into its own, with the choice
-/// of instruction made once outside it (`Flush::dispatch`).
+/// of instruction made once outside it (`sync::write_back`).
 pub trait Insn {
     /// Write back `n` lines from `first`, `stride` apart.
     ///
@@ -80,22 +80,6 @@ macro_rules! wb_loop {
 wb_loop!(lines_clwb, Clwb, clwb);
 wb_loop!(lines_clflushopt, Clflushopt, clflushopt);
 wb_loop!(lines_clflush, Clflush, clflush);
-
-/// Something to run with the configured instruction as a type parameter.
-pub trait WithInsn {
-    type Out;
-    fn run<I: Insn>(self) -> Self::Out;
-}
-
-/// Run `w` with the instruction `f` (the one branch, outside every loop).
-#[inline(always)]
-pub fn dispatch<W: WithInsn>(f: Flush, w: W) -> W::Out {
-    match f {
-        Flush::Clwb => w.run::<Clwb>(),
-        Flush::Clflushopt => w.run::<Clflushopt>(),
-        Flush::Clflush => w.run::<Clflush>(),
-    }
-}
 
 /// Write back the lines overlapping `[addr, addr+len)` with the configured instruction.
 ///

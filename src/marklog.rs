@@ -109,10 +109,13 @@ impl MarkLog {
     /// time (the caller holds the mapping's sync lock).
     #[inline]
     pub fn drain(&self, mut f: impl FnMut(usize, usize)) {
-        self.drain_raw(|v| {
-            let (first, count) = unkey(v);
-            f(first, count)
-        })
+        let h = self.head.load(Relaxed);
+        let t = self.tail.load(SeqCst);
+        for i in h..t {
+            let (first, count) = unkey(self.take_slot(i));
+            f(first, count);
+        }
+        self.head.store(t, Release);
     }
 
     /// Entries published or being published now (a sync's estimate of what it takes).
@@ -144,16 +147,6 @@ impl MarkLog {
         }
         s.store(0, Relaxed);
         v
-    }
-
-    #[inline(always)]
-    fn drain_raw(&self, mut f: impl FnMut(u64)) {
-        let h = self.head.load(Relaxed);
-        let t = self.tail.load(SeqCst);
-        for i in h..t {
-            f(self.take_slot(i));
-        }
-        self.head.store(t, Release);
     }
 }
 

@@ -33,7 +33,7 @@
 //! pass count a constant and unchecked cursors 1.58 -> 1.53; the order, range and
 //! (for >= 2048 keys of a mapping up to 2^24 lines) the radix histogram gathered while
 //! the mark log is drained, one pass over the keys fewer, -> 1.50; the emission inlined
-//! into the write-back loop (`flush::dispatch`) -> see sync.rs. Tried and dropped: an
+//! into the write-back loop (`sync::write_runs`) -> see sync.rs. Tried and dropped: an
 //! MSD pass by the top bits with each bucket put in order by a sorting network in
 //! registers and written back at once (so that ordering the next bucket would overlap
 //! the write-backs: no stores, nothing to wait for in the store buffer): 1.50-1.71
@@ -271,26 +271,32 @@ pub fn for_each_run(
             put(&mut out, sorted, &mut j, k);
         }
     } else {
-        // The digits are those of (first line - smallest first line).
-        let base = min & !((1 << COUNT_BITS) - 1);
-        if counted && keys.len() >= PRE_MIN {
-            // Counted while collecting: two digits of the line itself.
-            let n = keys.len();
-            s.a32.resize(s.a32.len().max(n), 0);
-            s.b32.resize(s.b32.len().max(n), 0);
-            let (a, b) = (&mut s.a32[..n], &mut s.b32[..n]);
-            for &k in radix_passes::<u32, 2>(keys, PRE_BASE, PRE_D, a, b, &mut s.hist, true) {
-                put(&mut out, sorted, &mut j, k.rel() + PRE_BASE);
-            }
-        } else if max - base <= u32::MAX as u64 {
+        // The digits are those of (first line - smallest first line), or, when counted
+        // while collecting, of the line itself (which then fits 32 bits).
+        let counted = counted && keys.len() >= PRE_MIN;
+        let base = if counted {
+            PRE_BASE
+        } else {
+            min & !((1 << COUNT_BITS) - 1)
+        };
+        if max - base <= u32::MAX as u64 {
             // Relative keys fit 32 bits (any mapping below 2^25 lines, 2 GiB at 64-byte
             // lines, and any sync whose keys lie closer together): half the memory
             // traffic a pass.
-            for &k in radix_sort(keys, base, max, &mut s.a32, &mut s.b32, &mut s.hist) {
+            let sorted32 = radix_sort(
+                keys,
+                base,
+                max,
+                &mut s.a32,
+                &mut s.b32,
+                &mut s.hist,
+                counted,
+            );
+            for &k in sorted32 {
                 put(&mut out, sorted, &mut j, k.rel() + base);
             }
         } else {
-            for &k in radix_sort(keys, base, max, &mut s.a64, &mut s.b64, &mut s.hist) {
+            for &k in radix_sort(keys, base, max, &mut s.a64, &mut s.b64, &mut s.hist, false) {
                 put(&mut out, sorted, &mut j, k.rel() + base);
             }
         }
@@ -335,10 +341,11 @@ impl Rel for u64 {
 /// Sort `v` by first line, as keys relative to `base` (every key >= base, <= max), by
 /// an LSD radix sort over the line bits the keys' spread needs: one read builds every
 /// pass's histogram, a pass whose digit is the same in every key is skipped, the first
-/// pass run converts the keys to `K`. Digits of 8 bits for a few thousand keys, up to
+/// pass run converts the keys to `K`. Digits of 8 bits below 2048 keys (`PRE_MIN`), up to
 /// 12 for more (fewer passes, when the keys outnumber the buckets). Keys of one first
-/// line keep no particular order, which `Dedup` does not mind. Returns the sorted
-/// relative keys (in `a` or `b`).
+/// line keep no particular order, which `Dedup` does not mind. `counted`: `hist` holds
+/// the two `PRE_D`-bit digits of every key, counted while collecting (then `base` is
+/// `PRE_BASE`). Returns the sorted relative keys (in `a` or `b`).
 fn radix_sort<'a, K: Rel>(
     v: &[u64],
     base: u64,
@@ -346,21 +353,27 @@ fn radix_sort<'a, K: Rel>(
     a: &'a mut Vec<K>,
     b: &'a mut Vec<K>,
     hist: &mut Vec<u32>,
+    counted: bool,
 ) -> &'a [K] {
     let n = v.len();
+    a.resize(a.len().max(n), K::default());
+    b.resize(b.len().max(n), K::default());
+    let (a, b) = (&mut a[..n], &mut b[..n]);
+    if counted {
+        // `Scratch::push`/`extend` counted two digits of `PRE_D` bits (base `PRE_BASE`).
+        return radix_passes::<K, 2>(v, base, PRE_D, a, b, hist, true);
+    }
     let bits = u64::BITS - ((max - base) >> COUNT_BITS).leading_zeros();
     let dmax = if n < PRE_MIN { 8 } else { PRE_D };
     let passes = bits.div_ceil(dmax).max(1);
     let d = bits.div_ceil(passes).max(1);
-    a.resize(a.len().max(n), K::default());
-    b.resize(b.len().max(n), K::default());
     // The pass count as a constant: the histogram loop unrolls (most syncs need 1-3).
     match passes {
-        1 => radix_passes::<K, 1>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
-        2 => radix_passes::<K, 2>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
-        3 => radix_passes::<K, 3>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
-        4 => radix_passes::<K, 4>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
-        _ => radix_passes::<K, 8>(v, base, d, &mut a[..n], &mut b[..n], hist, false),
+        1 => radix_passes::<K, 1>(v, base, d, a, b, hist, false),
+        2 => radix_passes::<K, 2>(v, base, d, a, b, hist, false),
+        3 => radix_passes::<K, 3>(v, base, d, a, b, hist, false),
+        4 => radix_passes::<K, 4>(v, base, d, a, b, hist, false),
+        _ => radix_passes::<K, 8>(v, base, d, a, b, hist, false),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Making a mapping's dirty data durable: write back exactly the dirty lines (pmem) or
 //! one msync over the span of the dirty pages (page cache).
 
-use crate::cpu;
+use crate::cpu::{self, Flush};
 use crate::error::{Error, Result};
 use crate::flush;
 use crate::map::{Mapping, SyncScratch, Track};
@@ -220,41 +220,32 @@ fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> R
         return Ok(());
     }
     let SyncScratch { taken, order, .. } = scratch;
-    let n = flush::dispatch(
-        c.flush,
-        WriteBack {
-            taken,
-            order,
-            base: m.addr,
-            shift: m.line_shift,
-            line: m.line,
-        },
-    );
+    let at = (m.addr, m.line_shift, m.line);
+    // The one branch on the instruction, outside the loop, which is inlined per case.
+    let n = match c.flush {
+        Flush::Clwb => write_runs::<flush::Clwb>(order, taken, at),
+        Flush::Clflushopt => write_runs::<flush::Clflushopt>(order, taken, at),
+        Flush::Clflush => write_runs::<flush::Clflush>(order, taken, at),
+    };
     flush::fence();
     count_lines(m, n);
     Ok(())
 }
 
-/// The write-back loop of a sync, with the instruction inlined (flush::dispatch).
-struct WriteBack<'a> {
-    taken: &'a [(usize, usize)],
-    order: &'a mut crate::order::Scratch,
-    base: usize,
-    shift: u32,
-    line: usize,
-}
-
-impl flush::WithInsn for WriteBack<'_> {
-    type Out = u64;
-    #[inline(always)]
-    fn run<I: flush::Insn>(self) -> u64 {
-        let (base, shift, line) = (self.base, self.shift, self.line);
-        crate::order::for_each_run(self.order, self.taken, |f, n| {
-            // SAFETY: the lines lie inside the mapping, which stays mapped while the
-            // caller holds a reference to it.
-            unsafe { I::lines(base + (f << shift), n, line) }
-        })
-    }
+/// Hand the runs of `order` and `taken` to instruction `I` as the sort produces them,
+/// the write-back loop inlined into the sort's output. `at`: the mapping's address,
+/// line shift and line size. Returns the lines written back.
+#[inline(always)]
+fn write_runs<I: flush::Insn>(
+    order: &mut crate::order::Scratch,
+    taken: &[(usize, usize)],
+    (base, shift, line): (usize, u32, usize),
+) -> u64 {
+    crate::order::for_each_run(order, taken, |f, n| {
+        // SAFETY: the lines lie inside the mapping, which stays mapped while the caller
+        // holds a reference to it.
+        unsafe { I::lines(base + (f << shift), n, line) }
+    })
 }
 
 fn kernel_msync(m: &Mapping, addr: usize, len: usize) -> Result<()> {
