@@ -15,6 +15,29 @@
  * DAXPMEM_FORCE_PMEM=1, DAXPMEM_NO_FLUSH=0/1 (and PMDK's PMEM_NO_CLWB,
  * PMEM_NO_CLFLUSHOPT, PMEM_NO_MOVNT, PMEM_MOVNT_THRESHOLD, PMEM_AVX512F=0, PMEM_AVX=0,
  * PMEM_IS_PMEM_FORCE=0/1, PMEM_NO_FLUSH=0/1).
+ *
+ * Threads: any call may be made from any thread at any time, also on one mapping from
+ * several threads and racing dax_unmap() of it: such a call either completes on the
+ * still-mapped mapping or fails with EBADF. A dax_map_t * is a number, never
+ * dereferenced: a stale handle (unmapped any number of unmaps ago) or a forged one is
+ * EBADF, and nothing is read or written through it.
+ *
+ * fork(): may be called from any thread at any moment; parent and child stay fully
+ * usable (the library takes nothing across a fork, and the child frees whatever other
+ * threads held). Mappings are MAP_SHARED, so both see the same data. Not supported:
+ * fork() from a signal handler that interrupted a daxpmem call on the same thread.
+ *
+ * Signal handlers: these calls are async-signal-safe (no lock, no allocation, also
+ * when they fail) and may be called from a handler, also one that interrupted a
+ * daxpmem call on the same thread: wb_cache_pmem, wmb_pmem, clear_pmem,
+ * memcpy_to_pmem, daxpmem_flush, daxpmem_persist, daxpmem_memmove, daxpmem_memset,
+ * daxpmem_cache_line_size, daxpmem_flush_name, daxpmem_nt_name, daxpmem_version,
+ * dax_mark_dirty, dax_addr, dax_len, dax_is_pmem, dax_track_mode, dax_lookup,
+ * daxpmem_counter, dax_errormsg. The others are not async-signal-safe (they may
+ * allocate or take a mapping's lock); one called from a handler that interrupted a call
+ * holding the same mapping's lock on the same thread fails with EDEADLK instead of
+ * waiting for itself (dax_sync, dax_get_stats, dax_unmap, dax_unmap_range, dax_forget,
+ * dax_punch_hole).
  */
 
 #ifndef DAXPMEM_H
@@ -173,7 +196,7 @@ struct sigaction;
 #define DAXPMEM_COUNTER_LINES_WRITTEN_BACK 3
 
 /**
- * What `dax_map_t *` points to.
+ * What `dax_map_t *` points to: never dereferenced.
  */
 struct dax_map;
 
@@ -326,8 +349,12 @@ dax_map_t *dax_map_fd(int fd, off_t offset, size_t len, unsigned int flags);
 /**
  * Unmap and release a mapping. Does not sync: dirty data not yet synced is left to the
  * kernel's own write-back (page cache) or the CPU caches (pmem), as after munmap.
- * Returns 0, or -1 with errno EINVAL (NULL) or EBADF (a handle already unmapped: detected
- * for at least the 1024 most recent unmaps).
+ * If another thread is still inside a call on this mapping, the memory is unmapped when
+ * that call returns (the address range stays reserved until then).
+ * Returns 0, or -1 with errno EINVAL (NULL), EBADF (not a live handle: unmapped already,
+ * however long ago, or never returned by dax_map; nothing is touched through it), or
+ * EDEADLK (called from a signal handler that interrupted a dax_sync of this mapping on
+ * the same thread).
  */
 int dax_unmap(dax_map_t *m);
 

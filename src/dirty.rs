@@ -125,11 +125,14 @@ impl DirtyIndex {
         (w0, w1 + 1)
     }
 
-    /// Mark lines [lo, hi) dirty. Lock-free and async-signal-safe.
+    /// Mark lines [lo, hi) dirty; lines past the index are ignored (never written: the
+    /// bound is checked in release builds too). Lock-free and async-signal-safe.
     #[inline]
     pub fn mark(&self, lo: usize, hi: usize) {
-        debug_assert!(lo < hi && hi <= self.len());
-        let (mut lo, mut hi) = (lo, hi);
+        let (mut lo, mut hi) = (lo, hi.min(self.len()));
+        if lo >= hi {
+            return;
+        }
         // Bottom-up: a summary bit is set only after the bits below it.
         for level in 0..self.levels.len() {
             let (a, b) = self.set_bits(level, lo, hi);
@@ -288,6 +291,15 @@ mod tests {
         let mut v = vec![];
         d.take(lo, hi, &mut |f, n| v.extend(f..f + n));
         v
+    }
+
+    #[test]
+    fn marks_past_the_end_write_nothing() {
+        let d = DirtyIndex::new(100).unwrap();
+        d.mark(90, 1 << 40);
+        d.mark(200, 300);
+        d.mark(5, 5);
+        assert_eq!(take_all(&d, 0, usize::MAX), (90..100).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,24 +1,38 @@
 //! The thread-local last error: an errno value and a message for `dax_errormsg()`.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
-/// An error from the core: the errno a C caller sees and a message.
+/// An error from the core: the errno a C caller sees and a message. Errors of the
+/// async-signal-safe calls are made with `at` from static text: making and recording
+/// them never allocates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     pub errno: i32,
-    pub msg: String,
+    /// The call or operation the message is about ("" when `msg` says it).
+    pub ctx: &'static str,
+    pub msg: Cow<'static, str>,
 }
 
 impl Error {
-    pub fn new(errno: i32, msg: impl Into<String>) -> Self {
+    pub fn new(errno: i32, msg: impl Into<Cow<'static, str>>) -> Self {
         Error {
             errno,
+            ctx: "",
             msg: msg.into(),
         }
     }
+    /// An error about `ctx` with a static message: no allocation.
+    pub const fn at(errno: i32, ctx: &'static str, msg: &'static str) -> Self {
+        Error {
+            errno,
+            ctx,
+            msg: Cow::Borrowed(msg),
+        }
+    }
     /// EINVAL with a message.
-    pub fn inval(msg: impl Into<String>) -> Self {
+    pub fn inval(msg: impl Into<Cow<'static, str>>) -> Self {
         Error::new(libc::EINVAL, msg)
     }
     /// The current errno, with context.
@@ -39,6 +53,9 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.ctx.is_empty() {
+            write!(f, "{}: ", self.ctx)?;
+        }
         f.write_str(&self.msg)
     }
 }
@@ -57,17 +74,30 @@ thread_local! {
 
 /// Record `e` as this thread's last error and set errno.
 pub fn set_last(e: &Error) {
-    set_message(&e.msg);
+    if e.ctx.is_empty() {
+        set_parts(&[&e.msg]);
+    } else {
+        set_parts(&[e.ctx, ": ", &e.msg]);
+    }
     set_errno(e.errno);
 }
 
 /// Set this thread's last message only.
 pub fn set_message(msg: &str) {
+    set_parts(&[msg]);
+}
+
+/// Set the message to the concatenation of `parts` (no allocation).
+fn set_parts(parts: &[&str]) {
     let _ = LAST.try_with(|b| {
         if let Ok(mut b) = b.try_borrow_mut() {
-            let m = msg.as_bytes();
-            let n = m.len().min(MSG_MAX - 1);
-            b[..n].copy_from_slice(&m[..n]);
+            let mut n = 0;
+            for p in parts {
+                let m = p.as_bytes();
+                let k = m.len().min(MSG_MAX - 1 - n);
+                b[n..n + k].copy_from_slice(&m[..k]);
+                n += k;
+            }
             // A message never holds a NUL of its own: cut there if it does.
             let n = b[..n].iter().position(|&c| c == 0).unwrap_or(n);
             b[n] = 0;

@@ -304,28 +304,43 @@ pub extern "C" fn dax_map_fd(
 
 /// Unmap and release a mapping. Does not sync: dirty data not yet synced is left to the
 /// kernel's own write-back (page cache) or the CPU caches (pmem), as after munmap.
-/// Returns 0, or -1 with errno EINVAL (NULL) or EBADF (a handle already unmapped: detected
-/// for at least the 1024 most recent unmaps).
+/// If another thread is still inside a call on this mapping, the memory is unmapped when
+/// that call returns (the address range stays reserved until then).
+/// Returns 0, or -1 with errno EINVAL (NULL), EBADF (not a live handle: unmapped already,
+/// however long ago, or never returned by dax_map; nothing is touched through it), or
+/// EDEADLK (called from a signal handler that interrupted a dax_sync of this mapping on
+/// the same thread).
 #[no_mangle]
 pub extern "C" fn dax_unmap(m: *mut dax_map_t) -> c_int {
-    // SAFETY: m is NULL or a handle from dax_map; handle::unmap checks it.
-    guard(-1, || unsafe { handle::unmap(m) }.map(|_| 0))
+    guard(-1, || handle::unmap(m).map(|_| 0))
 }
 
+/// Run `f` on the mapping behind handle `m`, which stays mapped while `f` runs whatever
+/// other threads do with the handle.
 fn with_map<T>(
     m: *const dax_map_t,
-    what: &str,
+    what: &'static str,
     fail: T,
     f: impl FnOnce(&Mapping) -> Result<T>,
 ) -> T {
-    // SAFETY: m is NULL or a handle from dax_map; handle::get checks it.
-    guard(fail, || f(unsafe { handle::get(m, what) }?))
+    guard(fail, || f(&*handle::get(m, what)?))
+}
+
+/// `with_map` for the async-signal-safe calls: never frees a mapping (one unmapped
+/// meanwhile is freed by the next ordinary call).
+fn with_map_signal_safe<T>(
+    m: *const dax_map_t,
+    what: &'static str,
+    fail: T,
+    f: impl FnOnce(&Mapping) -> Result<T>,
+) -> T {
+    guard(fail, || f(&handle::get(m, what)?.no_reap()))
 }
 
 /// The mapping's address (NULL with errno EINVAL/EBADF for a bad handle).
 #[no_mangle]
 pub extern "C" fn dax_addr(m: *const dax_map_t) -> *mut c_void {
-    with_map(m, "dax_addr", std::ptr::null_mut(), |m| {
+    with_map_signal_safe(m, "dax_addr", std::ptr::null_mut(), |m| {
         Ok(m.addr as *mut c_void)
     })
 }
@@ -333,7 +348,7 @@ pub extern "C" fn dax_addr(m: *const dax_map_t) -> *mut c_void {
 /// The mapping's length in bytes (0 with errno EINVAL/EBADF for a bad handle).
 #[no_mangle]
 pub extern "C" fn dax_len(m: *const dax_map_t) -> size_t {
-    with_map(m, "dax_len", 0, |m| Ok(m.len))
+    with_map_signal_safe(m, "dax_len", 0, |m| Ok(m.len))
 }
 
 /// 1 if a user-space write-back makes this mapping's data durable (MAP_SYNC on a DAX
@@ -341,7 +356,7 @@ pub extern "C" fn dax_len(m: *const dax_map_t) -> size_t {
 /// 0 if durability needs msync, -1 with errno for a bad handle.
 #[no_mangle]
 pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
-    with_map(m, "dax_is_pmem", -1, |m| Ok(m.pmem as c_int))
+    with_map_signal_safe(m, "dax_is_pmem", -1, |m| Ok(m.pmem as c_int))
 }
 
 /// Record that [addr, addr+len) was written: the next dax_sync covering it writes those
@@ -349,7 +364,7 @@ pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
 /// EINVAL (bad handle, NULL addr with len > 0, range not inside the mapping).
 #[no_mangle]
 pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
-    with_map(m, "dax_mark_dirty", -1, |m| {
+    with_map_signal_safe(m, "dax_mark_dirty", -1, |m| {
         if len == 0 {
             return Ok(0);
         }
@@ -472,7 +487,10 @@ pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_i
             size: full as u32,
             track_mode: (m.track as u32) << map::TRACK_SHIFT,
             dirty_lines: {
-                let _g = m.sync_lock.lock();
+                let _g = m
+                    .sync_lock
+                    .lock()
+                    .map_err(|_| sync::reentered("dax_get_stats"))?;
                 m.drain_log_to_index();
                 m.index.count(0, m.index.len())
             },
@@ -701,12 +719,7 @@ pub extern "C" fn dax_adopt(
         }
         let a = addr as usize;
         if let Some(end) = a.checked_add(len) {
-            let mut overlap = false;
-            registry::scan(&mut |m| {
-                overlap = m.addr < end && a < m.addr + m.len;
-                overlap
-            });
-            if overlap {
+            if registry::find_overlap(a, end).is_some() {
                 return Err(Error::new(
                     libc::EEXIST,
                     format!("dax_adopt: {addr:?}+{len} overlaps a daxpmem mapping"),
@@ -731,10 +744,7 @@ pub extern "C" fn dax_adopt(
 /// the caller's again (writable and no longer tracked, also after DAX_TRACK_MPROTECT). Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
 #[no_mangle]
 pub extern "C" fn dax_forget(m: *mut dax_map_t) -> c_int {
-    guard(-1, || {
-        // SAFETY: m is NULL or a handle from dax_map; handle::forget checks it.
-        unsafe { handle::forget(m) }.map(|_| 0)
-    })
+    guard(-1, || handle::forget(m).map(|_| 0))
 }
 
 /// daxpmem_counter(): msync calls seen by the preload library.
@@ -786,18 +796,9 @@ pub extern "C" fn dax_lookup(addr: *const c_void, len: size_t) -> *mut dax_map_t
     let a = addr as usize;
     let end = a.saturating_add(len.max(1));
     let r = std::panic::catch_unwind(|| {
-        let mut found = std::ptr::null_mut();
-        registry::scan(&mut |m| {
-            if m.addr <= a && a < m.addr + m.len {
-                found = m.handle.load(std::sync::atomic::Ordering::SeqCst);
-                return true;
-            }
-            if found.is_null() && m.addr < end && a < m.addr + m.len {
-                found = m.handle.load(std::sync::atomic::Ordering::SeqCst);
-            }
-            false
-        });
-        found
+        registry::find(a)
+            .or_else(|| registry::find_overlap(a, end))
+            .map_or(std::ptr::null_mut(), |r| handle::of(&r))
     });
     r.unwrap_or(std::ptr::null_mut())
 }
@@ -807,7 +808,7 @@ pub extern "C" fn dax_lookup(addr: *const c_void, len: size_t) -> *mut dax_map_t
 /// the page tables).
 #[no_mangle]
 pub extern "C" fn dax_track_mode(m: *const dax_map_t) -> c_int {
-    with_map(m, "dax_track_mode", -1, |m| {
+    with_map_signal_safe(m, "dax_track_mode", -1, |m| {
         Ok(((m.track as u32) << map::TRACK_SHIFT) as c_int)
     })
 }

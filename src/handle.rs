@@ -1,135 +1,130 @@
-//! The C handle behind `dax_map_t *`: a small box with a liveness tag and the mapping.
-//! Unmapping clears the tag and releases the mapping at once; the box itself is kept in
-//! a quarantine ring for the next 1024 unmaps, so a second `dax_unmap` (or any use) of
-//! a recently unmapped handle is detected and reported as EBADF instead of touching
-//! freed memory.
+//! The C handle behind `dax_map_t *`: not a pointer but a number, the registry slot of
+//! the mapping and that slot's generation (registry.rs). Nothing is ever read or
+//! written through a handle: it is decoded, and a call proceeds only if the slot is
+//! live with that generation. So a stale handle (unmapped any number of unmaps ago), a
+//! double unmap or a forged pointer is EBADF, and a call racing `dax_unmap` of the same
+//! handle either completes on the still-mapped mapping or fails with EBADF.
 
 use crate::error::{Error, Result};
 use crate::map::Mapping;
-use crate::registry;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use crate::registry::{self, Ref, GEN_MASK, NSLOTS};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
-const LIVE: u64 = 0x6461_786d_6170_4c56; // "daxmapLV"
-const DEAD: u64 = 0x6461_786d_6170_4444; // "daxmapDD"
+/// What `dax_map_t *` points to: never dereferenced.
+pub enum Handle {}
 
-/// What `dax_map_t *` points to.
-pub struct Handle {
-    tag: AtomicU64,
-    map: AtomicPtr<Mapping>,
+/// Low bits of every handle: a real pointer to an aligned object never has them.
+const MAGIC: usize = 0xD;
+const IDX_SHIFT: u32 = 4;
+const IDX_BITS: u32 = 14;
+const GEN_SHIFT: u32 = IDX_SHIFT + IDX_BITS;
+const _: () = assert!(NSLOTS == 1 << IDX_BITS);
+
+fn encode(idx: u32, gen: u64) -> *mut Handle {
+    (((gen as usize) << GEN_SHIFT) | ((idx as usize) << IDX_SHIFT) | MAGIC) as *mut Handle
 }
 
-const QUARANTINE: usize = 1024;
-#[allow(clippy::declare_interior_mutable_const)]
-const NO_HANDLE: AtomicPtr<Handle> = AtomicPtr::new(std::ptr::null_mut());
-static RING: [AtomicPtr<Handle>; QUARANTINE] = [NO_HANDLE; QUARANTINE];
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+fn decode(h: *const Handle) -> Option<(usize, u64)> {
+    let v = h as usize;
+    if v & 0xF != MAGIC {
+        return None;
+    }
+    let idx = (v >> IDX_SHIFT) & ((1 << IDX_BITS) - 1);
+    let gen = (v >> GEN_SHIFT) as u64;
+    (gen != 0 && gen <= GEN_MASK).then_some((idx, gen))
+}
 
-/// Register `m` and make a handle for it.
+/// The handle of a registered mapping.
+pub fn of(r: &Ref) -> *mut Handle {
+    let (idx, gen) = r.id();
+    encode(idx, gen)
+}
+
+/// Static text: the async-signal-safe calls fail without allocating.
+fn bad(what: &'static str) -> Error {
+    Error::at(
+        libc::EBADF,
+        what,
+        "not a live mapping handle (already unmapped, or not from dax_map)",
+    )
+}
+
+/// Register `m`, start its tracking, and make a handle for it.
 pub fn new(m: Mapping) -> Result<*mut Handle> {
-    let m = Arc::new(m);
-    let h = Box::into_raw(Box::new(Handle {
-        tag: AtomicU64::new(LIVE),
-        map: AtomicPtr::new(Arc::as_ptr(&m) as *mut Mapping),
-    }));
-    m.handle.store(h, SeqCst);
-    if let Err(e) = registry::insert(&m) {
-        // SAFETY: h was made just above and never handed out.
-        drop(unsafe { Box::from_raw(h) });
-        return Err(e);
-    }
+    let (idx, gen) = registry::insert(Arc::new(m))?;
+    let r = registry::acquire(idx as usize, gen).ok_or_else(|| bad("dax_map"))?;
     // Tracking starts once the fault handler can find the mapping.
-    if let Err(e) = crate::track::arm(&m) {
-        registry::remove(&m);
-        // SAFETY: as above.
-        drop(unsafe { Box::from_raw(h) });
+    if let Err(e) = crate::track::arm(&r) {
+        registry::retire(&r);
         return Err(e);
     }
-    // The handle's own reference (released by unmap).
-    let _ = Arc::into_raw(m);
-    Ok(h)
+    Ok(of(&r))
 }
 
-/// The mapping behind a handle, checked.
-///
-/// # Safety
-/// `h` is NULL or a pointer returned by `new` (live, or unmapped within the quarantine).
-/// Unmapping a handle while another thread uses it is the caller's error.
-pub unsafe fn get<'a>(h: *const Handle, what: &str) -> Result<&'a Mapping> {
+/// A user of the mapping behind a handle: valid until dropped, whatever other threads
+/// do with the handle meanwhile. NULL is EINVAL; anything not live is EBADF.
+pub fn get(h: *const Handle, what: &'static str) -> Result<Ref> {
     if h.is_null() {
-        return Err(Error::inval(format!("{what}: NULL mapping handle")));
+        return Err(Error::at(libc::EINVAL, what, "NULL mapping handle"));
     }
-    // SAFETY: per the contract, h points to a Handle box that is still allocated.
-    let h = unsafe { &*h };
-    if h.tag.load(SeqCst) != LIVE {
-        return Err(Error::new(
-            libc::EBADF,
-            format!("{what}: the mapping handle is not live (already unmapped?)"),
-        ));
-    }
-    let p = h.map.load(SeqCst);
-    // SAFETY: a live handle's pointer is an Arc<Mapping> held by the handle.
-    Ok(unsafe { &*p })
+    let (idx, gen) = decode(h).ok_or_else(|| bad(what))?;
+    registry::acquire(idx, gen).ok_or_else(|| bad(what))
 }
 
-/// Unmap: unregister, release the mapping (munmap, close), retire the handle.
-///
-/// # Safety
-/// As for `get`.
-pub unsafe fn unmap(h: *mut Handle) -> Result<()> {
-    if h.is_null() {
-        return Err(Error::inval("dax_unmap: NULL mapping handle"));
+/// Retire `r` for good (unmap, forget, split): under its sync lock, so no sync is
+/// running on it and none starts after (they see `dead`), with its written-back lines
+/// kept in the process total. `before` runs under the lock first. Fails with EBADF when
+/// another call retired it first, EDEADLK when this thread holds its sync lock (a
+/// signal handler that interrupted a sync).
+fn retire(r: &Ref, what: &'static str, before: impl FnOnce(&Mapping) -> Result<()>) -> Result<()> {
+    let _g = r
+        .sync_lock
+        .lock()
+        .map_err(|_| crate::sync::reentered(what))?;
+    if r.dead.load(SeqCst) {
+        return Err(bad(what));
     }
-    // SAFETY: per the contract, h points to a Handle box that is still allocated.
-    let hr = unsafe { &*h };
-    if hr.tag.compare_exchange(LIVE, DEAD, SeqCst, SeqCst).is_err() {
-        return Err(Error::new(
-            libc::EBADF,
-            "dax_unmap: the mapping handle is not live (already unmapped?)",
-        ));
+    before(r)?;
+    let mut won = false;
+    crate::sync::retire(r, || won = registry::retire(r));
+    if !won {
+        return Err(bad(what));
     }
-    let p = hr.map.swap(std::ptr::null_mut(), SeqCst);
-    // SAFETY: p came from Arc::into_raw in new(); the handle's reference ends here.
-    let m = unsafe { Arc::from_raw(p) };
-    crate::sync::retire(&m, || {
-        registry::remove(&m);
-    });
-    drop(m);
-    let slot = NEXT.fetch_add(1, SeqCst) % QUARANTINE;
-    let old = RING[slot].swap(h, SeqCst);
-    if !old.is_null() {
-        // SAFETY: old is a retired handle box from an unmap 1024 unmaps ago.
-        drop(unsafe { Box::from_raw(old) });
-    }
+    r.dead.store(true, SeqCst);
     Ok(())
+}
+
+/// Unmap: unregister and release the mapping. If another thread is still inside a call
+/// on it, the memory is unmapped when that call returns (the address range stays
+/// reserved until then).
+pub fn unmap(h: *const Handle) -> Result<()> {
+    let r = get(h, "dax_unmap")?;
+    retire(&r, "dax_unmap", |_| Ok(()))
 }
 
 /// Forget: hand the memory back to the caller (writable, untracked), then retire the
 /// handle as `unmap` does, without unmapping or syncing.
-///
-/// # Safety
-/// As for `get`.
-pub unsafe fn forget(h: *mut Handle) -> Result<()> {
-    // SAFETY: per the contract.
-    let m = unsafe { get(h, "dax_forget") }?;
-    crate::track::disarm(m)?;
-    m.owns_memory.store(false, SeqCst);
-    // SAFETY: per the contract.
-    unsafe { unmap(h) }
+pub fn forget(h: *const Handle) -> Result<()> {
+    let r = get(h, "dax_forget")?;
+    retire(&r, "dax_forget", |m| {
+        crate::track::disarm(m)?;
+        m.owns_memory.store(false, SeqCst);
+        Ok(())
+    })
 }
 
-/// The live handle of the mapping containing `addr`, if any.
+/// The handle of the live mapping containing `addr`, if any.
 pub fn find(addr: usize) -> Option<*mut Handle> {
-    let m = registry::find(addr)?;
-    let h = m.handle.load(SeqCst);
-    (!h.is_null()).then_some(h)
+    registry::find(addr).map(|r| of(&r))
 }
 
 /// Unmap `[addr, addr+len)` (len rounded up to pages), whatever daxpmem mappings it
 /// touches, like munmap: mappings wholly inside are released (their handles retired),
 /// mappings partly inside are split and the parts outside stay registered under new
 /// handles (with their dirty lines), then the range is unmapped. Dirty lines inside the
-/// range are dropped, as by dax_unmap.
+/// range are dropped, as by dax_unmap. A sync of a split mapping that had not begun is
+/// refused (EBADF) rather than touching the unmapped part.
 pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
     if len == 0 || !addr.is_multiple_of(crate::sys::PAGE) {
         return Err(Error::inval(format!(
@@ -141,39 +136,57 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         .map(crate::sys::page_up)
         .filter(|&e| e != 0)
         .ok_or_else(|| Error::inval("dax_unmap_range: the range wraps around"))?;
-    let mut hit: Vec<Arc<Mapping>> = vec![];
+    let mut hit: Vec<Ref> = vec![];
     registry::scan(&mut |m| {
         if m.addr < end && addr < m.addr + m.len {
-            let p = m as *const Mapping;
-            // SAFETY: p is a live registered Arc<Mapping> (see registry::scan).
-            unsafe {
-                Arc::increment_strong_count(p);
-                hit.push(Arc::from_raw(p));
-            }
+            let (i, g) = m.id();
+            hit.extend(registry::acquire(i as usize, g));
         }
         false
     });
     for m in hit {
-        let _lock = m.sync_lock.lock();
-        m.drain_log_to_index();
-        let mut pieces = vec![];
-        if m.addr < addr {
-            pieces.push(m.piece(m.addr, addr - m.addr)?);
+        let r = retire(&m, "dax_unmap_range", |m| {
+            m.drain_log_to_index();
+            let mut pieces = vec![];
+            if m.addr < addr {
+                pieces.push(m.piece(m.addr, addr - m.addr)?);
+            }
+            if end < m.addr + m.len {
+                pieces.push(m.piece(end, m.addr + m.len - end)?);
+            }
+            // The pieces own their parts now; the old mapping owns nothing.
+            m.owns_memory.store(false, SeqCst);
+            for p in pieces {
+                new(p)?;
+            }
+            Ok(())
+        });
+        match r {
+            // Another unmap retired it first: it unmaps the whole of it.
+            Err(e) if e.errno == libc::EBADF => continue,
+            r => r?,
         }
-        if end < m.addr + m.len {
-            pieces.push(m.piece(end, m.addr + m.len - end)?);
-        }
-        // The pieces own their parts now; the old mapping owns nothing.
-        m.owns_memory.store(false, SeqCst);
-        for p in pieces {
-            new(p)?;
-        }
-        let h = m.handle.load(SeqCst);
-        drop(_lock);
-        drop(m);
-        // SAFETY: h is the live handle of a registered mapping.
-        unsafe { unmap(h)? };
     }
     // SAFETY: like munmap(2): the caller gives up the range.
     unsafe { crate::sys::munmap(addr, end - addr) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_and_stale_handles_decode_to_nothing_live() {
+        for v in [1usize, 8, 0x1000, 0xdeadbeef0, usize::MAX, MAGIC] {
+            assert!(get(v as *const Handle, "t").is_err(), "{v:#x}");
+        }
+        let e = get(std::ptr::null(), "t").err().unwrap();
+        assert_eq!(e.errno, libc::EINVAL);
+        let e = get(encode(3, 12345), "t").err().unwrap();
+        assert_eq!(e.errno, libc::EBADF);
+        assert_eq!(
+            decode(encode(NSLOTS as u32 - 1, GEN_MASK)),
+            Some((NSLOTS - 1, GEN_MASK))
+        );
+    }
 }

@@ -20,6 +20,7 @@ pub mod dirty;
 pub mod error;
 pub mod ffi;
 pub mod flush;
+pub mod fork;
 pub mod handle;
 pub mod lock;
 pub mod map;
@@ -41,22 +42,11 @@ pub use error::{Error, Result};
 /// The library version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-// Decide the CPU configuration at load time, before any thread can call in, and make
-// fork safe for the mappings' locks.
+// Decide the CPU configuration at load time, before any thread can call in, and
+// register the fork handler (fork.rs).
 extern "C" fn daxpmem_ctor() {
     let _ = std::panic::catch_unwind(cpu::init);
-    // SAFETY: registering three plain extern "C" callbacks.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
-}
-
-extern "C" fn fork_prepare() {
-    let _ = std::panic::catch_unwind(track::before_fork);
-}
-extern "C" fn fork_parent() {
-    let _ = std::panic::catch_unwind(track::after_fork_parent);
-}
-extern "C" fn fork_child() {
-    let _ = std::panic::catch_unwind(track::after_fork_child);
+    fork::install();
 }
 
 #[used]

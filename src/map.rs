@@ -116,8 +116,9 @@ pub struct Mapping {
     /// Tracking: writable runs opened by faults since the mapping was last protected
     /// whole (each splits the VMA: the handler coarsens long before vm.max_map_count).
     pub faults_since_protect: AtomicUsize,
-    /// The C handle of this mapping (set once by handle::new).
-    pub handle: std::sync::atomic::AtomicPtr<crate::handle::Handle>,
+    /// Retired (unmapped, forgotten or split) under the sync lock: a sync that takes the
+    /// lock afterwards refuses to touch the memory (EBADF).
+    pub dead: std::sync::atomic::AtomicBool,
     /// Whether dropping the mapping unmaps its memory (false once its range was handed
     /// to the pieces of a split, or unmapped by the caller).
     pub owns_memory: std::sync::atomic::AtomicBool,
@@ -154,19 +155,20 @@ impl Mapping {
         )
     }
 
-    /// Check that `[addr, addr+len)` lies inside the mapping (len > 0).
-    pub fn check_inside(&self, what: &str, addr: usize, len: usize) -> Result<()> {
-        let end = addr
-            .checked_add(len)
-            .ok_or_else(|| Error::inval(format!("{what}: range {addr:#x} + {len} wraps around")))?;
-        if addr < self.addr || end > self.addr + self.len {
-            return Err(Error::inval(format!(
-                "{what}: range {addr:#x}..{end:#x} is not inside the mapping {:#x}..{:#x}",
-                self.addr,
-                self.addr + self.len
-            )));
+    /// Check that `[addr, addr+len)` lies inside the mapping (len > 0). The error is
+    /// static text (no allocation: dax_mark_dirty is async-signal-safe).
+    #[inline]
+    pub fn check_inside(&self, what: &'static str, addr: usize, len: usize) -> Result<()> {
+        match addr.checked_add(len) {
+            Some(end) if addr >= self.addr && end <= self.addr + self.len => Ok(()),
+            Some(_) if addr == 0 => Err(Error::at(libc::EINVAL, what, "NULL address")),
+            Some(_) => Err(Error::at(
+                libc::EINVAL,
+                what,
+                "the range is not inside the mapping",
+            )),
+            None => Err(Error::at(libc::EINVAL, what, "the range wraps around")),
         }
-        Ok(())
     }
 
     /// Mark `[addr, addr+len)` dirty (must be inside the mapping, len > 0): a few lines
@@ -561,7 +563,7 @@ impl Mapping {
             sync_lock: Mutex::new(SyncScratch::default()),
             fault_lock: SpinLock::default(),
             faults_since_protect: AtomicUsize::new(0),
-            handle: Default::default(),
+            dead: Default::default(),
             owns_memory: std::sync::atomic::AtomicBool::new(true),
             uffd,
         })

@@ -9,7 +9,7 @@ use crate::nt;
 /// Check a range: `len == 0` is always fine (and means "nothing"); otherwise the
 /// pointer must be non-NULL and `addr + len` must not wrap.
 #[inline]
-pub fn check_range(what: &str, addr: usize, len: usize) -> Result<bool> {
+pub fn check_range(what: &'static str, addr: usize, len: usize) -> Result<bool> {
     if len == 0 {
         return Ok(false);
     }
@@ -22,13 +22,16 @@ pub fn check_range(what: &str, addr: usize, len: usize) -> Result<bool> {
 /// The error of a bad range, built off the hot path.
 #[cold]
 #[inline(never)]
-fn range_error(what: &str, addr: usize, len: usize) -> Error {
+fn range_error(what: &'static str, addr: usize, _len: usize) -> Error {
+    // Static text: these calls are async-signal-safe, also when they fail.
     if addr == 0 {
-        Error::inval(format!("{what}: NULL address with length {len}"))
+        Error::at(libc::EINVAL, what, "NULL address with a non-zero length")
     } else {
-        Error::inval(format!(
-            "{what}: range {addr:#x} + {len} wraps around the address space"
-        ))
+        Error::at(
+            libc::EINVAL,
+            what,
+            "the range wraps around the address space",
+        )
     }
 }
 
@@ -118,7 +121,7 @@ pub(crate) const MEM_VALID: u32 = (1 << 6) - 1;
 const MEM_HOW: u32 = MEM_NONTEMPORAL | MEM_TEMPORAL | MEM_WC | MEM_WB | MEM_NOFLUSH;
 
 #[inline]
-fn check_flags(what: &str, flags: u32) -> Result<()> {
+fn check_flags(what: &'static str, flags: u32) -> Result<()> {
     if flags & !MEM_VALID != 0 {
         return Err(flags_error(what, flags));
     }
@@ -127,8 +130,8 @@ fn check_flags(what: &str, flags: u32) -> Result<()> {
 
 #[cold]
 #[inline(never)]
-fn flags_error(what: &str, flags: u32) -> Error {
-    Error::inval(format!("{what}: unknown flags {:#x}", flags & !MEM_VALID))
+fn flags_error(what: &'static str, _flags: u32) -> Error {
+    Error::at(libc::EINVAL, what, "unknown flags")
 }
 
 /// The configuration a copy or fill with `MEM_HOW` flags uses.
@@ -244,7 +247,7 @@ pub unsafe fn persist(addr: *const u8, len: usize) -> Result<()> {
 /// # Safety
 /// The range is mapped memory of the caller's.
 #[inline(always)]
-unsafe fn flush_unless_eadr_as(what: &str, addr: *const u8, len: usize) -> Result<()> {
+unsafe fn flush_unless_eadr_as(what: &'static str, addr: *const u8, len: usize) -> Result<()> {
     if check_range(what, addr as usize, len)? && !cpu::config().skip_writeback() {
         // SAFETY: checked non-empty, non-wrapping; mapped per the caller.
         unsafe { flush::wb_range(addr as usize, len) };

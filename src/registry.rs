@@ -1,17 +1,55 @@
-//! Address -> mapping, for the C handles' `dax_find`, `dax_range_is_pmem`, the preload
-//! library's msync and the tracking signal handler. Lock-free: a fixed table of slots
-//! scanned up to a high-water mark, so a lookup never allocates and never waits for a
-//! lock (async-signal-safe, fork-safe). A removed slot's mapping is released only after
-//! every lookup that might have seen it has finished.
+//! Every live mapping, in one fixed table of slots: found by handle (slot and
+//! generation, see handle.rs) or by address (`dax_find`, `dax_range_is_pmem`, the
+//! preload's msync, the tracking signal handler). Lock-free and allocation-free on the
+//! lookup side (async-signal-safe), and nothing in it ever waits:
+//!
+//! - A slot's state word holds a generation, a count of users (calls in flight that
+//!   may touch the mapping) and a LIVE bit. A call takes a user only while the slot is
+//!   LIVE and of the expected generation (one compare-and-swap), so a stale handle —
+//!   however many unmaps ago it was retired — is refused, and a mapping is never freed
+//!   under a call.
+//! - Unmapping clears LIVE (one caller wins); the mapping is released by whoever lets
+//!   the user count reach 0 (the unmapping call itself, or the last call that was still
+//!   inside). Nobody waits for readers. Calls that must stay async-signal-safe release
+//!   without freeing (`Ref::no_reap`); what they leave is freed by the next ordinary
+//!   call (`reap`).
+//! - In a forked child the calls other threads had in flight are gone: their users are
+//!   dropped and half-made slots discarded (`after_fork_child`).
 
 use crate::error::{Error, Result};
 use crate::map::Mapping;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
-const NSLOTS: usize = 16384;
+/// Slots in the table: mappings alive at once.
+pub(crate) const NSLOTS: usize = 16384;
+
+// The state word: LIVE | OCC | BUSY | users (21 bits) | generation (40 bits).
+/// Registered and reachable (handles and lookups may take users).
+const LIVE: u64 = 1;
+/// The slot holds a mapping (live, being retired, or waiting to be freed).
+const OCC: u64 = 2;
+/// One thread owns the slot exclusively (filling it in, or freeing it).
+const BUSY: u64 = 4;
+const USER_SHIFT: u32 = 3;
+const USER: u64 = 1 << USER_SHIFT;
+const USERS_MAX: u64 = (1 << 21) - 1;
+const USERS: u64 = USERS_MAX << USER_SHIFT;
+const GEN_SHIFT: u32 = 24;
+/// Generations wrap after 2^40 reuses of one slot.
+pub(crate) const GEN_MASK: u64 = (1 << 40) - 1;
+
+#[inline(always)]
+fn gen_of(s: u64) -> u64 {
+    s >> GEN_SHIFT
+}
+#[inline(always)]
+fn users_of(s: u64) -> u64 {
+    (s & USERS) >> USER_SHIFT
+}
 
 struct Slot {
+    state: AtomicU64,
     start: AtomicUsize,
     end: AtomicUsize,
     ptr: AtomicPtr<Mapping>,
@@ -19,6 +57,8 @@ struct Slot {
 
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY: Slot = Slot {
+    // Generation 1 for a fresh slot: a handle never encodes generation 0.
+    state: AtomicU64::new(1 << GEN_SHIFT),
     start: AtomicUsize::new(0),
     end: AtomicUsize::new(0),
     ptr: AtomicPtr::new(std::ptr::null_mut()),
@@ -27,42 +67,155 @@ const EMPTY: Slot = Slot {
 static SLOTS: [Slot; NSLOTS] = [EMPTY; NSLOTS];
 /// Slots at or above this index have never been used.
 static HIGH: AtomicUsize = AtomicUsize::new(0);
-/// Lookups in flight (they may hold a pointer read from a slot).
-static READERS: AtomicUsize = AtomicUsize::new(0);
-/// Registered mappings: a lookup in a process without any costs one load.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// LIVE slots: a lookup in a process without any costs one load.
+static LIVE_COUNT: AtomicUsize = AtomicUsize::new(0);
 
-/// A slot being filled: lookups skip it.
-const RESERVED: *mut Mapping = std::ptr::dangling_mut::<Mapping>();
+/// One user of a live (or just retired) mapping: the mapping is not freed while it
+/// lives. Dropping it may free the mapping (see `no_reap`).
+pub struct Ref {
+    idx: u32,
+    gen: u64,
+    ptr: *const Mapping,
+    reap: bool,
+}
 
-struct ReadGuard;
-impl ReadGuard {
-    fn new() -> ReadGuard {
-        READERS.fetch_add(1, SeqCst);
-        ReadGuard
+impl Ref {
+    /// The slot index and generation (the handle's parts).
+    pub fn id(&self) -> (u32, u64) {
+        (self.idx, self.gen)
+    }
+    /// Release without freeing (for async-signal-safe callers): if this was the last
+    /// user of a retired mapping, the mapping waits for the next `reap`.
+    pub fn no_reap(mut self) -> Self {
+        self.reap = false;
+        self
     }
 }
-impl Drop for ReadGuard {
+
+impl std::ops::Deref for Ref {
+    type Target = Mapping;
+    fn deref(&self) -> &Mapping {
+        // SAFETY: the slot's pointer is a live Arc<Mapping> that is not released while
+        // this user is counted.
+        unsafe { &*self.ptr }
+    }
+}
+
+impl Drop for Ref {
     fn drop(&mut self) {
-        READERS.fetch_sub(1, SeqCst);
+        release(self.idx as usize, self.reap);
     }
 }
 
-/// Register a mapping (the registry keeps its own reference).
-pub fn insert(m: &Arc<Mapping>) -> Result<()> {
-    for (i, s) in SLOTS.iter().enumerate() {
-        if s.ptr
-            .compare_exchange(std::ptr::null_mut(), RESERVED, SeqCst, SeqCst)
-            .is_ok()
-        {
-            s.start.store(m.addr, SeqCst);
-            s.end.store(m.addr + m.len, SeqCst);
-            HIGH.fetch_max(i + 1, SeqCst);
-            LIVE.fetch_add(1, SeqCst);
-            s.ptr
-                .store(Arc::into_raw(m.clone()) as *mut Mapping, SeqCst);
-            return Ok(());
+/// Take a user of slot `idx` if it is LIVE with generation `gen`.
+pub fn acquire(idx: usize, gen: u64) -> Option<Ref> {
+    let s = SLOTS.get(idx)?;
+    let mut cur = s.state.load(Acquire);
+    loop {
+        if cur & LIVE == 0 || gen_of(cur) != gen || users_of(cur) == USERS_MAX {
+            return None;
         }
+        match s
+            .state
+            .compare_exchange_weak(cur, cur + USER, Acquire, Acquire)
+        {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+    Some(Ref {
+        idx: idx as u32,
+        gen,
+        ptr: s.ptr.load(Acquire),
+        reap: true,
+    })
+}
+
+/// Take a user of slot `idx` whatever its generation, if it is LIVE.
+fn acquire_any(idx: usize) -> Option<Ref> {
+    let cur = SLOTS[idx].state.load(Acquire);
+    if cur & LIVE == 0 {
+        return None;
+    }
+    acquire(idx, gen_of(cur))
+}
+
+fn release(idx: usize, reap: bool) {
+    let s = &SLOTS[idx];
+    let mut cur = s.state.load(Relaxed);
+    loop {
+        if users_of(cur) == 0 {
+            // Dropped by a forked child's reset: nothing to give back.
+            return;
+        }
+        match s
+            .state
+            .compare_exchange_weak(cur, cur - USER, AcqRel, Relaxed)
+        {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+    let after = cur - USER;
+    if reap && after & (LIVE | BUSY | USERS) == 0 && after & OCC != 0 {
+        free(idx, after);
+    }
+}
+
+/// Free slot `idx`, retired and without users (state `seen`), if nobody else does.
+fn free(idx: usize, seen: u64) {
+    let s = &SLOTS[idx];
+    if s.state
+        .compare_exchange(seen, seen | BUSY, Acquire, Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    let p = s.ptr.swap(std::ptr::null_mut(), AcqRel);
+    s.start.store(0, Relaxed);
+    s.end.store(0, Relaxed);
+    let next = (gen_of(seen) + 1) & GEN_MASK;
+    s.state.store(next.max(1) << GEN_SHIFT, Release);
+    if !p.is_null() {
+        // SAFETY: p came from Arc::into_raw in insert(); the slot no longer refers to
+        // it and no user holds it.
+        drop(unsafe { Arc::from_raw(p as *const Mapping) });
+    }
+}
+
+/// Free every retired mapping no call uses any more (left by async-signal-safe calls).
+pub fn reap() {
+    let high = HIGH.load(Acquire);
+    for (i, s) in SLOTS[..high].iter().enumerate() {
+        let cur = s.state.load(Acquire);
+        if cur & (LIVE | BUSY | USERS) == 0 && cur & OCC != 0 {
+            free(i, cur);
+        }
+    }
+}
+
+/// Register a mapping; returns the slot index and generation, LIVE.
+pub fn insert(m: Arc<Mapping>) -> Result<(u32, u64)> {
+    reap();
+    let (start, end) = (m.addr, m.addr + m.len);
+    for (i, s) in SLOTS.iter().enumerate() {
+        let cur = s.state.load(Acquire);
+        if cur & (OCC | BUSY | USERS) != 0 {
+            continue;
+        }
+        if s.state
+            .compare_exchange(cur, cur | OCC | BUSY, Acquire, Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        s.start.store(start, Relaxed);
+        s.end.store(end, Relaxed);
+        s.ptr.store(Arc::into_raw(m) as *mut Mapping, Release);
+        HIGH.fetch_max(i + 1, AcqRel);
+        LIVE_COUNT.fetch_add(1, AcqRel);
+        s.state.store((cur & !BUSY) | OCC | LIVE, Release);
+        return Ok((i as u32, gen_of(cur)));
     }
     Err(Error::new(
         libc::ENOMEM,
@@ -70,72 +223,80 @@ pub fn insert(m: &Arc<Mapping>) -> Result<()> {
     ))
 }
 
-/// Unregister a mapping; returns false if it was not registered.
-pub fn remove(m: &Mapping) -> bool {
-    let target = m as *const Mapping as *mut Mapping;
-    let high = HIGH.load(SeqCst);
-    for s in &SLOTS[..high] {
-        if s.ptr.load(SeqCst) == target
-            && s.ptr
-                .compare_exchange(target, RESERVED, SeqCst, SeqCst)
-                .is_ok()
+/// Unregister: clear LIVE (no new users; lookups no longer see it). Returns false when
+/// the mapping was retired already (another unmap won). The mapping is freed when its
+/// last user is released.
+pub fn retire(r: &Ref) -> bool {
+    let s = &SLOTS[r.idx as usize];
+    let mut cur = s.state.load(Relaxed);
+    loop {
+        if cur & LIVE == 0 || gen_of(cur) != r.gen {
+            return false;
+        }
+        match s
+            .state
+            .compare_exchange_weak(cur, cur & !LIVE, AcqRel, Relaxed)
         {
-            // Wait until no lookup can still hold the pointer, then release it.
-            while READERS.load(SeqCst) != 0 {
-                std::thread::yield_now();
+            Ok(_) => {
+                LIVE_COUNT.fetch_sub(1, AcqRel);
+                return true;
             }
-            s.start.store(0, SeqCst);
-            s.end.store(0, SeqCst);
-            s.ptr.store(std::ptr::null_mut(), SeqCst);
-            LIVE.fetch_sub(1, SeqCst);
-            // SAFETY: the pointer came from Arc::into_raw in insert() and no lookup
-            // holds it any more.
-            drop(unsafe { Arc::from_raw(target as *const Mapping) });
-            return true;
+            Err(now) => cur = now,
         }
     }
-    false
 }
 
-/// Visit registered mappings under a read guard; `f` returns true to stop. `f` must be
-/// async-signal-safe when called from a signal handler.
-pub fn scan(f: &mut dyn FnMut(&Mapping) -> bool) {
-    if LIVE.load(SeqCst) == 0 {
+/// Whether the mapping behind `r` is still registered.
+pub fn is_live(r: &Ref) -> bool {
+    let cur = SLOTS[r.idx as usize].state.load(Acquire);
+    cur & LIVE != 0 && gen_of(cur) == r.gen
+}
+
+/// Visit the registered mappings, each with a user of its own while `f` runs; `f`
+/// returns true to stop. Async-signal-safe when `f` is (never frees: see `no_reap`).
+pub fn scan(f: &mut dyn FnMut(&Ref) -> bool) {
+    if LIVE_COUNT.load(Acquire) == 0 {
         return;
     }
-    let _g = ReadGuard::new();
-    let high = HIGH.load(SeqCst);
-    for s in &SLOTS[..high] {
-        let p = s.ptr.load(SeqCst);
-        if p.is_null() || p == RESERVED {
-            continue;
-        }
-        // SAFETY: a non-null, non-reserved slot pointer is a live Arc<Mapping> that
-        // remove() does not release while this read guard is held.
-        if f(unsafe { &*p }) {
-            return;
+    let high = HIGH.load(Acquire);
+    for i in 0..high {
+        if let Some(r) = acquire_any(i) {
+            let r = r.no_reap();
+            if f(&r) {
+                return;
+            }
         }
     }
 }
 
-/// The mapping containing `addr`, with a reference of its own.
-pub fn find(addr: usize) -> Option<Arc<Mapping>> {
-    let mut found = None;
-    scan(&mut |m| {
-        if m.addr <= addr && addr < m.addr + m.len {
-            let p = m as *const Mapping;
-            // SAFETY: p is a live Arc<Mapping> (see scan); taking a new strong reference
-            // keeps it alive after the guard is dropped.
-            unsafe {
-                Arc::increment_strong_count(p);
-                found = Some(Arc::from_raw(p));
-            }
-            true
-        } else {
-            false
+/// The registered mapping containing `addr`, with a user of its own (released without
+/// freeing: async-signal-safe). Cheap: slots are compared by their bounds first.
+pub fn find(addr: usize) -> Option<Ref> {
+    find_where(&|s, e| s <= addr && addr < e)
+}
+
+/// The first registered mapping overlapping [addr, end).
+pub fn find_overlap(addr: usize, end: usize) -> Option<Ref> {
+    find_where(&|s, e| s < end && addr < e)
+}
+
+fn find_where(hit: &dyn Fn(usize, usize) -> bool) -> Option<Ref> {
+    if LIVE_COUNT.load(Acquire) == 0 {
+        return None;
+    }
+    let high = HIGH.load(Acquire);
+    for (i, s) in SLOTS[..high].iter().enumerate() {
+        if s.state.load(Relaxed) & LIVE == 0 || !hit(s.start.load(Relaxed), s.end.load(Relaxed)) {
+            continue;
         }
-    });
-    found
+        if let Some(r) = acquire_any(i) {
+            // The bounds cannot change while a user is held: check them again.
+            if hit(r.addr, r.addr + r.len) {
+                return Some(r.no_reap());
+            }
+        }
+    }
+    None
 }
 
 /// Whether all of [addr, addr+len) lies in registered mappings for which `pred` holds.
@@ -146,19 +307,45 @@ pub fn covered_by(addr: usize, len: usize, pred: &dyn Fn(&Mapping) -> bool) -> b
     };
     let mut cur = addr;
     while cur < end {
-        let mut next = None;
-        scan(&mut |m| {
-            if m.addr <= cur && cur < m.addr + m.len && pred(m) {
-                next = Some(m.addr + m.len);
-                true
-            } else {
-                false
-            }
-        });
-        match next {
-            Some(n) => cur = n,
-            None => return false,
+        match find(cur) {
+            Some(m) if pred(&m) => cur = m.addr + m.len,
+            _ => return false,
         }
     }
     true
+}
+
+/// In a forked child (async-signal-safe: atomics only). The calls other threads had in
+/// flight do not exist here: every user count is dropped (a late release of one is
+/// ignored), a slot another thread was filling in or freeing is discarded (its mapping
+/// is leaked, never half-used), and the live count is recomputed.
+/// `f` sees every mapping the child still holds (live or retired), to reset what other
+/// threads may have held in it.
+pub fn after_fork_child(f: &mut dyn FnMut(&Mapping)) {
+    let high = HIGH.load(Relaxed);
+    let mut live = 0;
+    for s in &SLOTS[..high] {
+        let cur = s.state.load(Relaxed);
+        let g = gen_of(cur);
+        if cur & BUSY != 0 {
+            s.ptr.store(std::ptr::null_mut(), Relaxed);
+            s.start.store(0, Relaxed);
+            s.end.store(0, Relaxed);
+            s.state
+                .store(((g + 1) & GEN_MASK).max(1) << GEN_SHIFT, Relaxed);
+            continue;
+        }
+        s.state.store(cur & !USERS, Relaxed);
+        if cur & LIVE != 0 {
+            live += 1;
+        }
+        let p = s.ptr.load(Relaxed);
+        if cur & OCC != 0 && !p.is_null() {
+            // SAFETY: an occupied, not busy slot holds a live Arc<Mapping>; no other
+            // thread exists to free it.
+            f(unsafe { &*p });
+        }
+    }
+    LIVE_COUNT.store(live, Relaxed);
+    // Retired mappings without users are freed by the next ordinary call (reap).
 }

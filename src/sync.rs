@@ -21,11 +21,17 @@ const LINES: u32 = 3;
 pub fn counter(id: u32, n: u64) -> Result<u64> {
     match (id, COUNTERS.get(id as usize)) {
         (LINES, _) if n == 0 => Ok(lines_total()),
-        (LINES, _) => Err(Error::inval(
-            "daxpmem_counter: lines written back are counted by the library, not added to",
+        (LINES, _) => Err(Error::at(
+            libc::EINVAL,
+            "daxpmem_counter",
+            "lines written back are counted by the library, not added to",
         )),
         (_, Some(c)) => Ok(c.fetch_add(n, Relaxed).wrapping_add(n)),
-        _ => Err(Error::inval(format!("daxpmem_counter: no counter {id}"))),
+        _ => Err(Error::at(
+            libc::EINVAL,
+            "daxpmem_counter",
+            "no such counter",
+        )),
     }
 }
 
@@ -47,11 +53,10 @@ fn count_lines(m: &Mapping, n: u64) {
 }
 
 /// Unregister `m` (`remove`), keeping its written-back lines in the process total.
-/// Under the sync lock (a sync still running on the mapping finishes first and is
-/// counted) and with signals blocked: a handler reading the total on this thread would
-/// otherwise wait for this window forever.
+/// The caller holds the sync lock (a sync still running on the mapping finishes first
+/// and is counted). Signals are blocked: a handler reading the total on this thread
+/// would otherwise find this window open for all its tries.
 pub fn retire(m: &Mapping, remove: impl FnOnce()) {
-    let _g = m.sync_lock.lock();
     let _mask = sys::SignalsBlocked::all();
     RETIRING.fetch_add(1, SeqCst);
     RETIRE_GEN.fetch_add(1, SeqCst);
@@ -96,13 +101,32 @@ fn lines_total() -> u64 {
     sum()
 }
 
+/// The error of a call that needs a mapping's sync lock while this thread holds it
+/// already: it was made from a signal handler that interrupted a sync (or another call
+/// holding the lock) on the same thread. Waiting would wait forever.
+pub fn reentered(what: &str) -> Error {
+    Error::new(
+        libc::EDEADLK,
+        format!(
+            "{what}: re-entered from a signal handler that interrupted a call holding this \
+             mapping's sync lock on the same thread (not async-signal-safe)"
+        ),
+    )
+}
+
 /// Sync `[addr, addr+len)` of `m` (already checked to lie inside it).
 ///
 /// On success every line marked before this call began has been written back and
 /// fenced (pmem), or msync'ed (page cache). On failure nothing is lost: the lines taken
 /// are marked again.
 pub fn sync(m: &Mapping, addr: usize, len: usize) -> Result<()> {
-    let mut scratch = m.sync_lock.lock();
+    let mut scratch = m.sync_lock.lock().map_err(|_| reentered("dax_sync"))?;
+    if m.dead.load(Relaxed) {
+        return Err(Error::new(
+            libc::EBADF,
+            "dax_sync: the mapping was unmapped or split while the call waited",
+        ));
+    }
     let r = sync_locked(m, addr, len, &mut scratch);
     #[cfg(feature = "seam")]
     crate::seam::sync_end();
@@ -298,7 +322,10 @@ pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
         sync(m, inner_hi, l.min(m.addr + m.len - inner_hi))?;
     }
     if inner_lo < inner_hi {
-        let _g = m.sync_lock.lock();
+        let _g = m
+            .sync_lock
+            .lock()
+            .map_err(|_| reentered("dax_punch_hole"))?;
         m.drain_log_to_index();
         let (lo, hi) = m.lines_of(inner_lo, inner_hi - inner_lo);
         m.index.clear(lo, hi);

@@ -103,7 +103,12 @@ pub fn install() -> Result<()> {
     if INSTALLED.load(SeqCst) {
         return Ok(());
     }
-    let _g = INSTALLING.lock();
+    let _g = INSTALLING.lock().map_err(|_| {
+        Error::new(
+            libc::EDEADLK,
+            "installing the tracking handler: re-entered from a signal handler",
+        )
+    })?;
     if INSTALLED.load(SeqCst) {
         return Ok(());
     }
@@ -208,22 +213,18 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
 
 /// The write fault at `addr`: ours if it is in a mapping tracked by mprotect.
 fn on_write_fault(addr: usize) -> bool {
-    let mut handled = false;
-    registry::scan(&mut |m| {
-        if m.addr <= addr && addr < m.addr + m.len {
-            if m.track == Track::Mprotect {
-                handled = open_page(m, addr);
-            }
-            return true;
-        }
-        false
-    });
-    handled
+    match registry::find(addr) {
+        Some(m) if m.track == Track::Mprotect => open_page(&m, addr),
+        _ => false,
+    }
 }
 
 /// Mark and make writable the page of `addr` (or more, when coarsening).
 fn open_page(m: &Mapping, addr: usize) -> bool {
-    m.fault_lock.lock();
+    if m.fault_lock.lock().is_err() {
+        // This thread holds it (cannot happen: holders block every signal).
+        return false;
+    }
     let open = OPEN_RUNS.fetch_add(1, SeqCst);
     m.faults_since_protect.fetch_add(1, SeqCst);
     // Device DAX cannot split a mapping below its alignment (2 MiB): open that much.
@@ -261,7 +262,10 @@ fn open_page(m: &Mapping, addr: usize) -> bool {
 /// Start tracking a registered mapping.
 pub fn arm(m: &Mapping) -> Result<()> {
     if m.track == Track::Uffd {
-        let _g = m.sync_lock.lock();
+        let _g = m
+            .sync_lock
+            .lock()
+            .map_err(|_| crate::sync::reentered("DAX_TRACK_UFFD"))?;
         return crate::uffd::arm(m);
     }
     if m.track == Track::Mprotect {
@@ -282,7 +286,10 @@ pub fn disarm(m: &Mapping) -> Result<()> {
     if m.track != Track::Mprotect {
         return Ok(());
     }
-    m.fault_lock.lock();
+    let _mask = sys::SignalsBlocked::all();
+    m.fault_lock
+        .lock()
+        .map_err(|_| Error::new(libc::EDEADLK, "dax_forget: re-entered"))?;
     // SAFETY: the whole mapping is ours until the caller takes it back, writable as made.
     let r = unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ | libc::PROT_WRITE) };
     m.fault_lock.unlock();
@@ -322,7 +329,9 @@ pub fn take(
     // No signal handler may run on this thread while it holds the fault lock (one that
     // stored into the mapping would wait for this thread forever).
     let mask = sys::SignalsBlocked::all();
-    m.fault_lock.lock();
+    m.fault_lock
+        .lock()
+        .map_err(|_| Error::new(libc::EDEADLK, "dax_sync: re-entered"))?;
     // SAFETY: the range is part of the mapping; reads stay allowed.
     let r = unsafe { sys::mprotect(start, end - start, libc::PROT_READ) };
     if r.is_ok() {
@@ -355,34 +364,4 @@ pub fn take(
             format!("dax_sync: protecting the tracked range: {}", e.msg),
         )
     })
-}
-
-/// Fork callbacks: no thread may hold a mapping's locks while the process is copied.
-pub fn before_fork() {
-    registry::scan(&mut |m| {
-        m.sync_lock.raw_lock();
-        m.fault_lock.lock();
-        false
-    });
-}
-
-pub fn after_fork_parent() {
-    registry::scan(&mut |m| {
-        m.fault_lock.unlock();
-        m.sync_lock.raw_unlock();
-        false
-    });
-}
-
-pub fn after_fork_child() {
-    crate::sync::after_fork_child();
-    registry::scan(&mut |m| {
-        m.fault_lock.reset_after_fork();
-        m.sync_lock.reset_after_fork();
-        if m.track == Track::Uffd {
-            // The userfaultfd and pagemap descriptors are the parent's: re-arm first.
-            m.uffd.after_fork_child();
-        }
-        false
-    });
 }

@@ -307,8 +307,8 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
         true,
     );
     let h = handle::new(m).unwrap();
-    // SAFETY: h is live until the unmap at the end.
-    let m: &'static Mapping = unsafe { handle::get(h, "shadow").unwrap() };
+    // A user held for the rest of the test (leaked: the mapping outlives the unmap).
+    let m: &'static Mapping = Box::leak(Box::new(handle::get(h, "shadow").unwrap()));
     let _ = seam::track_events();
     let line = m.line;
     let nlines = len / line;
@@ -393,8 +393,7 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
     );
     eprintln!("shadow {dir} mode {mode_flag:#x}: {writes} writes, {checked} line checks, {faults} tracked faults, 0 lost");
     assert!(writes > 1_000, "too few writes: {writes}");
-    // SAFETY: h is live and unused from here on.
-    unsafe { handle::unmap(h).unwrap() };
+    handle::unmap(h).unwrap();
 }
 
 /// The trace property (see the trace test); returns the number of checks made.
@@ -579,8 +578,8 @@ fn uffd_sparse_shadow() {
         true,
     );
     let h = handle::new(m).unwrap();
-    // SAFETY: h is live until the unmap at the end.
-    let m: &'static Mapping = unsafe { handle::get(h, "shadow").unwrap() };
+    // A user held for the rest of the test (leaked: the mapping outlives the unmap).
+    let m: &'static Mapping = Box::leak(Box::new(handle::get(h, "shadow").unwrap()));
     let (addr, line) = (m.addr, m.line);
     let (nlines, pages) = (len / line, len / 4096);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -630,6 +629,5 @@ fn uffd_sparse_shadow() {
         m.counters.tracked_faults.load(SeqCst)
     );
     assert!(writes > 1_000, "too few writes: {writes}");
-    // SAFETY: h is live and unused from here on.
-    unsafe { handle::unmap(h).unwrap() };
+    handle::unmap(h).unwrap();
 }

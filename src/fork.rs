@@ -1,0 +1,37 @@
+//! Fork: the one place that knows about it. Nothing is taken before a fork (a fork
+//! never waits for the library, whatever other threads are doing in it); in the child,
+//! where only the forking thread exists, whatever another thread had half done is
+//! released or completed:
+//! - the calls other threads had in flight hold no users of any mapping (registry);
+//! - every lock another thread held is free, its scratch state fresh (lock.rs);
+//! - a mark another thread had half written is completed by the next mark or ignored
+//!   by the next sync (marklog.rs: a sync never waits for a mark);
+//! - the process total of lines written back is readable (sync.rs);
+//! - DAX_TRACK_UFFD mappings re-arm on their next sync (their descriptors are the
+//!   parent's registration).
+//!
+//! Not supported: `fork()` from a signal handler that interrupted a daxpmem call on the
+//! same thread (the interrupted call's user of its mapping is dropped in the child).
+
+use crate::map::Track;
+
+/// Register the fork handler (once, from the library's constructor).
+pub fn install() {
+    // SAFETY: registering a plain extern "C" callback.
+    unsafe { libc::pthread_atfork(None, None, Some(child)) };
+}
+
+extern "C" fn child() {
+    let _ = std::panic::catch_unwind(after_fork_child);
+}
+
+fn after_fork_child() {
+    crate::sync::after_fork_child();
+    crate::registry::after_fork_child(&mut |m| {
+        m.sync_lock.reset_after_fork();
+        m.fault_lock.reset_after_fork();
+        if m.track == Track::Uffd {
+            m.uffd.after_fork_child();
+        }
+    });
+}

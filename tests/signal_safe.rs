@@ -1,0 +1,158 @@
+//! The calls the header lists as async-signal-safe allocate nothing, also when they
+//! fail (malloc in a signal handler that interrupted malloc deadlocks or corrupts the
+//! heap). Checked with a counting global allocator around each call.
+
+use daxpmem::ffi::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.load(SeqCst) {
+            ALLOCS.fetch_add(1, SeqCst);
+        }
+        // SAFETY: forwarded.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// Allocations made by `f` on this thread (the test runs one thread at a time).
+fn allocs(f: impl FnOnce()) -> usize {
+    ALLOCS.store(0, SeqCst);
+    COUNTING.store(true, SeqCst);
+    f();
+    COUNTING.store(false, SeqCst);
+    ALLOCS.load(SeqCst)
+}
+
+type Case = (&'static str, Box<dyn Fn()>);
+
+#[test]
+fn signal_safe_calls_allocate_nothing_even_when_they_fail() {
+    let dir = std::env::var("DAXPMEM_TEST_DIR").unwrap_or_else(|_| "/dev/shm".into());
+    let path =
+        std::ffi::CString::new(format!("{dir}/daxpmem-sigsafe-{}", std::process::id())).unwrap();
+    let m = dax_map(path.as_ptr(), 1 << 20, DAX_CREATE, 0o600);
+    assert!(!m.is_null());
+    let p = dax_addr(m) as *mut u8;
+    // Warm up the thread-local message buffer and the CPU configuration.
+    let _ = dax_mark_dirty(std::ptr::null_mut(), p.cast(), 1);
+    let forged = 0x1000 as *mut dax_map_t;
+    let cases: Vec<Case> = vec![
+        (
+            "dax_mark_dirty ok",
+            Box::new(move || assert_eq!(dax_mark_dirty(m, p.cast(), 64), 0)),
+        ),
+        (
+            "dax_mark_dirty outside",
+            Box::new(move || {
+                assert_eq!(
+                    dax_mark_dirty(m, (p as usize + (2 << 20)) as *const _, 64),
+                    -1
+                )
+            }),
+        ),
+        (
+            "dax_mark_dirty forged",
+            Box::new(move || assert_eq!(dax_mark_dirty(forged, p.cast(), 64), -1)),
+        ),
+        (
+            "dax_mark_dirty NULL handle",
+            Box::new(move || assert_eq!(dax_mark_dirty(std::ptr::null_mut(), p.cast(), 64), -1)),
+        ),
+        (
+            "dax_addr forged",
+            Box::new(move || assert!(dax_addr(forged).is_null())),
+        ),
+        ("dax_len", Box::new(move || assert_eq!(dax_len(m), 1 << 20))),
+        (
+            "dax_is_pmem forged",
+            Box::new(move || assert_eq!(dax_is_pmem(forged), -1)),
+        ),
+        (
+            "dax_track_mode",
+            Box::new(move || assert_eq!(dax_track_mode(m), 0)),
+        ),
+        (
+            "dax_lookup",
+            Box::new(move || assert_eq!(dax_lookup(p.cast(), 1), m)),
+        ),
+        (
+            "daxpmem_counter",
+            Box::new(|| {
+                daxpmem_counter(DAXPMEM_COUNTER_LINES_WRITTEN_BACK, 0);
+            }),
+        ),
+        (
+            "daxpmem_counter bad",
+            Box::new(|| assert_eq!(daxpmem_counter(99, 1), u64::MAX)),
+        ),
+        (
+            "wb_cache_pmem NULL",
+            Box::new(|| wb_cache_pmem(std::ptr::null(), 5)),
+        ),
+        (
+            "wb_cache_pmem",
+            Box::new(move || wb_cache_pmem(p.cast(), 4096)),
+        ),
+        ("wmb_pmem", Box::new(|| wmb_pmem())),
+        (
+            "clear_pmem wrap",
+            Box::new(|| clear_pmem(usize::MAX as *mut _, 5)),
+        ),
+        (
+            "memcpy_to_pmem NULL",
+            Box::new(|| {
+                assert!(memcpy_to_pmem(std::ptr::null_mut(), std::ptr::null(), 3).is_null())
+            }),
+        ),
+        (
+            "daxpmem_memmove bad flags",
+            Box::new(move || {
+                daxpmem_memmove(p.cast(), p.cast(), 64, 1 << 20);
+            }),
+        ),
+        (
+            "daxpmem_memset",
+            Box::new(move || {
+                daxpmem_memset(p.cast(), 0, 256, 0);
+            }),
+        ),
+        (
+            "daxpmem_persist",
+            Box::new(move || daxpmem_persist(p.cast(), 256)),
+        ),
+        (
+            "dax_errormsg",
+            Box::new(|| {
+                dax_errormsg();
+            }),
+        ),
+        (
+            "names",
+            Box::new(|| {
+                daxpmem_flush_name();
+                daxpmem_nt_name();
+                daxpmem_version();
+                daxpmem_cache_line_size();
+            }),
+        ),
+    ];
+    for (name, f) in &cases {
+        assert_eq!(allocs(f), 0, "{name} allocated");
+    }
+    assert_eq!(dax_unmap(m), 0);
+    let _ = std::fs::remove_file(path.to_str().unwrap());
+}
