@@ -382,16 +382,17 @@ pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: si
 /// msync's error, in which case nothing was lost: the lines stay dirty for the next sync.
 #[no_mangle]
 pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
-    with_map(m, "dax_sync", -1, |m| {
+    guard(-1, || {
+        let r = handle::get(m, "dax_sync")?;
         let (a, l) = if addr.is_null() && len == 0 {
-            (m.addr, m.len)
+            (r.addr, r.len)
         } else if len == 0 {
             return Ok(0);
         } else {
             (addr as usize, len)
         };
-        m.check_inside("dax_sync", a, l)?;
-        sync::sync(m, a, l).map(|_| 0)
+        r.check_inside("dax_sync", a, l)?;
+        sync::sync_ref(r, a, l).map(|_| 0)
     })
 }
 

@@ -4,8 +4,8 @@
 //! released or completed:
 //! - the calls other threads had in flight hold no users of any mapping (registry);
 //! - every lock another thread held is free, its scratch state fresh (lock.rs);
-//! - a mark another thread had half written is completed by the next mark or ignored
-//!   by the next sync (marklog.rs: a sync never waits for a mark);
+//! - a mark another thread had half written (a ticket without an entry) is skipped
+//!   (marklog.rs: a sync never waits for a mark);
 //! - the process total of lines written back is readable (sync.rs);
 //! - DAX_TRACK_UFFD mappings re-arm on their next sync (their descriptors are the
 //!   parent's registration).
@@ -30,6 +30,7 @@ fn after_fork_child() {
     crate::registry::after_fork_child(&mut |m| {
         m.sync_lock.reset_after_fork();
         m.fault_lock.reset_after_fork();
+        m.log.after_fork_child();
         if m.track == Track::Uffd {
             m.uffd.after_fork_child();
         }

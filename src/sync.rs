@@ -101,6 +101,31 @@ fn lines_total() -> u64 {
     sum()
 }
 
+/// `sync` through a user of the mapping (a handle's call), which is given back before
+/// the write-backs: giving it back is a locked instruction, and one after the
+/// write-backs would wait for all of them to complete (see `write_back`). The mapping
+/// stays pinned by its sync lock instead: it is freed only once retired, and every
+/// retirement (handle.rs) takes the sync lock first.
+pub fn sync_ref(r: crate::registry::Ref, addr: usize, len: usize) -> Result<()> {
+    let p: *const Mapping = &*r;
+    // SAFETY: the mapping lives while `r` is held; from the lock below on, it lives
+    // while the lock is held (no retirement, hence no free, can happen before the
+    // unlock, which is the last access through `m`).
+    let m: &Mapping = unsafe { &*p };
+    let mut scratch = m.sync_lock.lock().map_err(|_| reentered("dax_sync"))?;
+    drop(r);
+    if m.dead.load(Relaxed) {
+        return Err(Error::new(
+            libc::EBADF,
+            "dax_sync: the mapping was unmapped or split while the call waited",
+        ));
+    }
+    let res = sync_locked(m, addr, len, &mut scratch);
+    #[cfg(feature = "seam")]
+    crate::seam::sync_end();
+    res
+}
+
 /// The error of a call that needs a mapping's sync lock while this thread holds it
 /// already: it was made from a signal handler that interrupted a sync (or another call
 /// holding the lock) on the same thread. Waiting would wait forever.
