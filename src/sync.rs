@@ -108,18 +108,22 @@ fn lines_total() -> u64 {
 /// retirement (handle.rs) takes the sync lock first.
 pub fn sync_ref(r: crate::registry::Ref, addr: usize, len: usize) -> Result<()> {
     let p: *const Mapping = &*r;
-    // SAFETY: the mapping lives while `r` is held; from the lock below on, it lives
-    // while the lock is held (no retirement, hence no free, can happen before the
-    // unlock, which is the last access through `m`).
+    // SAFETY: the mapping lives while `r` is held; once the lock below is held and the
+    // mapping is not dead, it lives while the lock is held (no retirement, hence no
+    // free, can happen before the unlock, which is the last access through `m`).
     let m: &Mapping = unsafe { &*p };
     let mut scratch = m.sync_lock.lock().map_err(|_| reentered("dax_sync"))?;
-    drop(r);
     if m.dead.load(Relaxed) {
+        // Retired while this call waited: `r` may be its last user and must outlive
+        // the guard.
+        drop(scratch);
+        drop(r);
         return Err(Error::new(
             libc::EBADF,
             "dax_sync: the mapping was unmapped or split while the call waited",
         ));
     }
+    drop(r);
     let res = sync_locked(m, addr, len, &mut scratch);
     #[cfg(feature = "seam")]
     crate::seam::sync_end();
