@@ -430,7 +430,9 @@ pub extern "C" fn dax_memcpy(
         }
         pmem::check_range("dax_memcpy (src)", src as usize, len)?;
         m.check_inside("dax_memcpy", dst as usize, len)?;
-        // SAFETY: dst is inside the mapping (checked); src readable per the C contract.
+        let _c = handle::Copying::new(m, "dax_memcpy")?;
+        // SAFETY: dst is inside the mapping (checked), which stays mapped while the copy
+        // is counted; src readable per the C contract.
         unsafe { m.copy_in(dst as usize, src.cast(), len) };
         Ok(0)
     })
@@ -445,7 +447,9 @@ pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len:
             return Ok(0);
         }
         m.check_inside("dax_memset", dst as usize, len)?;
-        // SAFETY: dst is inside the mapping (checked).
+        let _c = handle::Copying::new(m, "dax_memset")?;
+        // SAFETY: dst is inside the mapping (checked), which stays mapped while the fill
+        // is counted.
         unsafe { m.fill_in(dst as usize, c as u8, len) };
         Ok(0)
     })

@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::map::Mapping;
 use crate::registry::{self, Ref, GEN_MASK, NSLOTS};
+use std::cell::Cell;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
@@ -114,6 +115,37 @@ pub fn forget(h: *const Handle) -> Result<()> {
     })
 }
 
+thread_local! {
+    /// Copies or fills into mapped memory this thread has in progress.
+    static COPYING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A copy or fill into `m`'s memory in progress (dax_memcpy, dax_memset):
+/// `unmap_range` waits for it before the memory goes.
+pub struct Copying<'a>(&'a Mapping);
+
+impl<'a> Copying<'a> {
+    /// EBADF when `m` was retired meanwhile (the memory may be going). Counted first,
+    /// checked after, against `unmap_range`'s retire first, count after: one of the two
+    /// sees the other.
+    pub fn new(m: &'a Mapping, what: &'static str) -> Result<Self> {
+        m.copies.fetch_add(1, SeqCst);
+        COPYING.with(|c| c.set(c.get() + 1));
+        let c = Copying(m);
+        if m.dead.load(SeqCst) {
+            return Err(bad(what));
+        }
+        Ok(c)
+    }
+}
+
+impl Drop for Copying<'_> {
+    fn drop(&mut self) {
+        COPYING.with(|c| c.set(c.get() - 1));
+        self.0.copies.fetch_sub(1, SeqCst);
+    }
+}
+
 /// The handle of the live mapping containing `addr`, if any.
 pub fn find(addr: usize) -> Option<*mut Handle> {
     registry::find(addr).map(|r| of(&r))
@@ -136,6 +168,9 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         .map(crate::sys::page_up)
         .filter(|&e| e != 0)
         .ok_or_else(|| Error::inval("dax_unmap_range: the range wraps around"))?;
+    // Called from a signal handler that interrupted a copy on this thread: that copy
+    // cannot finish before this call, so waiting for copies (below) would wait forever.
+    let in_copy = COPYING.with(|c| c.get()) != 0;
     let mut hit: Vec<Ref> = vec![];
     registry::scan(&mut |m| {
         if m.addr < end && addr < m.addr + m.len {
@@ -165,6 +200,13 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
             // Another unmap retired it first: it unmaps the whole of it.
             Err(e) if e.errno == libc::EBADF => continue,
             r => r?,
+        }
+        // A dax_memcpy or dax_memset into it that began before the retirement finishes
+        // before the memory goes (each is a bounded call on another thread). Nothing
+        // else touches a retired mapping's memory: a sync that had not begun is refused
+        // (`dead`), marks and lookups touch only the index.
+        while !in_copy && m.copies.load(SeqCst) != 0 {
+            std::thread::yield_now();
         }
     }
     // SAFETY: like munmap(2): the caller gives up the range.

@@ -119,6 +119,8 @@ pub struct Mapping {
     /// Retired (unmapped, forgotten or split) under the sync lock: a sync that takes the
     /// lock afterwards refuses to touch the memory (EBADF).
     pub dead: std::sync::atomic::AtomicBool,
+    /// dax_memcpy / dax_memset calls writing into the memory now (handle::Copying).
+    pub copies: std::sync::atomic::AtomicU32,
     /// Whether dropping the mapping unmaps its memory (false once its range was handed
     /// to the pieces of a split, or unmapped by the caller).
     pub owns_memory: std::sync::atomic::AtomicBool,
@@ -564,6 +566,7 @@ impl Mapping {
             fault_lock: SpinLock::default(),
             faults_since_protect: AtomicUsize::new(0),
             dead: Default::default(),
+            copies: Default::default(),
             owns_memory: std::sync::atomic::AtomicBool::new(true),
             uffd,
         })
