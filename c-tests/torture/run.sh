@@ -37,7 +37,8 @@ run() {
     shift
     if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then return; fi
     rm -rf "${DIR:?}"/* 2>/dev/null
-    timeout -s KILL "$T" env "${envs[@]}" "$@" > "$OUT" 2>&1
+    # (the group's 2>/dev/null takes bash's own "Segmentation fault" job notice)
+    { timeout -s KILL "$T" env "${envs[@]}" "$@" > "$OUT" 2>&1; } 2>/dev/null
     local rc=$?
     if [ $rc = 0 ]; then
         pass=$((pass+1)); echo "ok   $name"
@@ -45,11 +46,14 @@ run() {
         skipped=$((skipped+1)); echo "skip $name: $(tail -1 "$OUT")"
     else
         fail=$((fail+1)); echo "FAIL $name ($(why $rc))"
-        echo "     reproduce: ${envs[*]} $*"
+        echo "     reproduce: ${envs[*]}${envs[*]:+ }timeout -s KILL $T $*"
         sed 's/^/     /' "$OUT" | tail -12
     fi
 }
-skip() { skipped=$((skipped+1)); echo "skip $1: $2"; }
+skip() {
+    if [ -n "$ONLY" ] && ! [[ $1 =~ $ONLY ]]; then return; fi
+    skipped=$((skipped+1)); echo "skip $1: $2"
+}
 X=$BIN/torture
 
 # 1. every handle call racing dax_unmap of the same handle; dax_unmap_range racing it
