@@ -117,9 +117,9 @@ static int case_race(const char *opname) {
         if (strcmp(opname, race_names[i]) == 0) op = i;
     if (op < 0) return 2;
     uint64_t seed = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
-    double end = t_now() + 1.5;
+    double end = t_now() + 2.0;
     long rounds = 0, bad = 0, unmap_bad = 0;
-    for (; rounds < 3000 && (rounds < 200 || t_now() < end); rounds++) {
+    for (; rounds < 20000 && (rounds < 200 || t_now() < end); rounds++) {
         struct race r;
         memset(&r, 0, sizeof r);
         r.m = map_new("race.dat", 64 * KIB, 0);
@@ -132,9 +132,14 @@ static int case_race(const char *opname) {
         r.rnd = t_rnd(&seed) | 1;
         pthread_t th;
         pthread_create(&th, NULL, race_thread, &r);
-        long k = (long)(t_rnd(&seed) % 64); /* unmap after 0..63 calls of the other thread */
+        /* unmap after 0..15 calls of the other thread and a random spin, so the unmap
+         * lands at every point of a call, slow calls included */
+        long k = (long)(t_rnd(&seed) % 16);
+        unsigned spin = (unsigned)(t_rnd(&seed) % 8192);
         atomic_store(&r.go, 1);
         while (atomic_load(&r.calls) < k && !atomic_load(&r.done)) sched_yield();
+        for (volatile unsigned i = 0; i < spin; i++) {
+        }
         if (dax_unmap(r.m) != 0) unmap_bad++;
         pthread_join(th, NULL);
         if (r.bad) {
@@ -202,8 +207,8 @@ static int case_unmap_range(const char *variant) {
     int middle = strcmp(variant, "middle") == 0;
     size_t len = 64 * KIB, pg = t_page();
     long rounds = 0, bad = 0;
-    double end = t_now() + 1.5;
-    for (; rounds < 3000 && (rounds < 200 || t_now() < end) && bad < 5; rounds++) {
+    double end = t_now() + 2.0;
+    for (; rounds < 20000 && (rounds < 200 || t_now() < end) && bad < 5; rounds++) {
         struct ur u;
         memset(&u, 0, sizeof u);
         u.m = map_new("ur.dat", len, 0);
@@ -443,13 +448,16 @@ static void *f_mapper(void *arg) { /* (a): map + write + mark + unmap in a loop 
     return NULL;
 }
 static void *f_marker(void *arg) { /* (b) */
-    uint64_t s = 99;
-    (void)arg;
+    uint64_t s = 99 + (uint64_t)(intptr_t)arg;
     while (!atomic_load(&f_stop)) {
         size_t off = (size_t)(t_rnd(&s) % (MIB / 64)) * 64;
         f_a[off] = 1;
         if (dax_mark_dirty(f_m, f_a + off, 64) != 0) atomic_fetch_add(&f_thread_errors, 1);
-        atomic_fetch_add(&f_thread_calls, 1);
+        /* a sync now and then keeps the mark ring from filling up (a full ring sends
+         * marks to the bitmap, and the ring's publish window is what a fork must not
+         * catch half-done) */
+        if (atomic_fetch_add(&f_thread_calls, 1) % 256 == 255 && dax_sync(f_m, NULL, 0) != 0)
+            atomic_fetch_add(&f_thread_errors, 1);
     }
     return NULL;
 }
@@ -527,7 +535,10 @@ static void fork_child(char kind, const char *child_path) {
 
 static int case_fork(const char *variant) {
     char kind = variant[0];
-    int nthreads = 0, forks = kind == 'a' ? 250 : 200;
+    /* at least `forks` forks, then more (up to 1000) while 2.5 s have not passed: the
+     * windows are a few instructions wide */
+    int nthreads = 0, forks = kind == 'a' ? 250 : 200, maxforks = 1000;
+    double end = t_now() + 2.5;
     pthread_t th[3];
     if (kind != 'a') {
         f_m = map_new("fork-shared.dat", MIB, 0);
@@ -536,7 +547,9 @@ static int case_fork(const char *variant) {
     }
     switch (kind) {
     case 'a': pthread_create(&th[nthreads++], NULL, f_mapper, NULL); break;
-    case 'b': pthread_create(&th[nthreads++], NULL, f_marker, NULL); break;
+    case 'b':
+        for (long i = 0; i < 2; i++) pthread_create(&th[nthreads++], NULL, f_marker, (void *)(intptr_t)i);
+        break;
     case 'c':
         for (long i = 0; i < 3; i++) pthread_create(&th[nthreads++], NULL, f_finder, (void *)(intptr_t)i);
         break;
@@ -548,7 +561,7 @@ static int case_fork(const char *variant) {
     while (atomic_load(&f_thread_calls) < 10) sched_yield();
     int done = 0, bad = 0;
     char cpath[512], sbuf[96];
-    for (; done < forks && bad < 3; done++) {
+    for (; done < maxforks && (done < forks || t_now() < end) && bad == 0; done++) {
         snprintf(cpath, sizeof cpath, "%s/fork-child-%d.dat", g_dir, done);
         pid_t pid = fork();
         if (pid < 0) {
@@ -556,9 +569,9 @@ static int case_fork(const char *variant) {
             break;
         }
         if (pid == 0) fork_child(kind, cpath);
-        int st = 0, w = t_wait_child(pid, 5.0, &st);
+        int st = 0, w = t_wait_child(pid, 3.0, &st);
         if (w == -1) {
-            fprintf(stderr, "fork %d: the child hung (killed after 5 s)\n", done);
+            fprintf(stderr, "fork %d: the child hung (killed after 3 s)\n", done);
             bad++;
         } else if (w != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             fprintf(stderr, "fork %d: child %s\n", done, t_status(st, sbuf, sizeof sbuf));
