@@ -65,7 +65,9 @@ run unmap_range_middle -- "$X" unmap_range_middle "$DIR"
 
 # 2. stale and forged handles
 run stale_handle -- "$X" stale_handle "$DIR"
-for k in literal roprot heap one unmapped; do run "forged_$k" -- "$X" "forged_$k" "$DIR"; done
+for k in literal roprot heap one unmapped; do
+    for call in unmap sync addr; do run "forged_${k}_$call" -- "$X" "forged_${k}_$call" "$DIR"; done
+done
 
 # 3. fork storms against unmap, mark, lookup and sync on other threads
 for v in a-map-unmap b-mark c-lookup d-sync-stats; do run "fork_$v" -- "$X" "fork_$v" "$DIR"; done
@@ -134,12 +136,14 @@ enospc() {
 enospc
 
 # 8. the file shrinks under the mapping (another fd, another process)
-for envs in DAXPMEM_FORCE_PMEM=1 DAXPMEM_FORCE_PMEM=0; do
-    tag=pmem; [ $envs = DAXPMEM_FORCE_PMEM=0 ] && tag=pagecache
+#    pmem (DAXPMEM_FORCE_PMEM=1): the sync must fail with EIO/ENXIO/EFAULT; page cache
+#    (no forcing): 0 or -1; dax_memset/dax_memcpy into the cut-off part: -1 in both
+for tag in pmem pagecache; do
+    if [ $tag = pmem ]; then envs=(DAXPMEM_FORCE_PMEM=1); else envs=(-u DAXPMEM_FORCE_PMEM -u PMEM_IS_PMEM_FORCE); fi
     for how in fd child; do
-        for op in sync rsync; do run "trunc_${how}_${op}_$tag" $envs -- "$X" "trunc_${how}_$op" "$DIR"; done
+        for op in sync rsync; do run "trunc_${how}_${op}_$tag" "${envs[@]}" -- "$X" "trunc_${how}_$op" "$DIR"; done
     done
-    for op in memset memcpy; do run "trunc_fd_${op}_$tag" $envs -- "$X" "trunc_fd_$op" "$DIR"; done
+    for op in memset memcpy; do run "trunc_fd_${op}_$tag" "${envs[@]}" -- "$X" "trunc_fd_$op" "$DIR"; done
 done
 
 # 9. input that cannot be mapped or adopted
