@@ -117,7 +117,7 @@ static int case_race(const char *opname) {
         if (strcmp(opname, race_names[i]) == 0) op = i;
     if (op < 0) return 2;
     uint64_t seed = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
-    double end = t_now() + 2.0;
+    double end = t_now() + 1.5;
     long rounds = 0, bad = 0, unmap_bad = 0;
     for (; rounds < 20000 && (rounds < 200 || t_now() < end); rounds++) {
         struct race r;
@@ -207,7 +207,7 @@ static int case_unmap_range(const char *variant) {
     int middle = strcmp(variant, "middle") == 0;
     size_t len = 64 * KIB, pg = t_page();
     long rounds = 0, bad = 0;
-    double end = t_now() + 2.0;
+    double end = t_now() + 1.5;
     for (; rounds < 20000 && (rounds < 200 || t_now() < end) && bad < 5; rounds++) {
         struct ur u;
         memset(&u, 0, sizeof u);
@@ -546,7 +546,7 @@ static int case_fork(const char *variant) {
     /* at least `forks` forks, then more (up to 1000) while 2.5 s have not passed: the
      * windows are a few instructions wide */
     int nthreads = 0, forks = kind == 'a' ? 250 : 200, maxforks = 1000;
-    double end = t_now() + 2.5;
+    double end = t_now() + 2.0;
     pthread_t th[3];
     if (kind != 'a') {
         f_m = map_new("fork-shared.dat", MIB, 0);
