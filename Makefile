@@ -5,6 +5,7 @@
 #                   against the library installed into a temporary prefix
 #   make install    PREFIX=/usr/local DESTDIR=   (make uninstall removes it again)
 #   make bench      benchmarks against PMDK's libpmem, as ratios
+#   make torture    the torture suite of issue 13 (c-tests/torture), also run by make test
 #   make test-dax   the C tests inside a QEMU guest with a real fsdax filesystem
 #   make bench-dax  the sync benchmark in that guest; make test-devdax: device DAX
 #   make header     regenerate include/daxpmem.h from src/ffi.rs (cbindgen)
