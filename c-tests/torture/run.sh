@@ -60,6 +60,9 @@ X=$BIN/torture
 for op in mark sync memcpy memset stats addr len is_pmem track_mode; do
     run "race_$op" -- "$X" "race_$op" "$DIR"
 done
+for op in sync mark memset; do   # the same against dax_unmap_range of a middle part (a split)
+    run "race_${op}_split" -- "$X" "race_${op}_split" "$DIR"
+done
 run unmap_range_whole -- "$X" unmap_range_whole "$DIR"
 run unmap_range_middle -- "$X" unmap_range_middle "$DIR"
 

@@ -111,11 +111,21 @@ static void *race_thread(void *arg) {
     return NULL;
 }
 
-static int case_race(const char *opname) {
+/* opname: a call (race_names), racing dax_unmap; or CALL_split: racing a
+ * dax_unmap_range of a middle part of the mapping (what the preload's munmap of part of
+ * a mapping does), which retires the handle and registers the two parts left. */
+static int case_race(const char *spec) {
+    char opname[32];
+    snprintf(opname, sizeof opname, "%s", spec);
+    size_t sl = strlen(opname);
+    int split = sl > 6 && strcmp(opname + sl - 6, "_split") == 0;
+    if (split) opname[sl - 6] = 0;
     int op = -1;
     for (int i = 0; i < (int)(sizeof race_names / sizeof *race_names); i++)
         if (strcmp(opname, race_names[i]) == 0) op = i;
     if (op < 0) return 2;
+    size_t pg = t_page();
+    long split_bad = 0;
     uint64_t seed = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
     /* dax_get_stats spends ~3 us reading the page tables and looks the handle up in its
      * first few instructions: fewer rounds per second, a narrower window; more time */
@@ -142,8 +152,28 @@ static int case_race(const char *opname) {
         while (atomic_load(&r.calls) < k && !atomic_load(&r.done)) sched_yield();
         for (volatile unsigned i = 0; i < spin; i++) {
         }
-        if (dax_unmap(r.m) != 0) unmap_bad++;
+        if (!split) {
+            if (dax_unmap(r.m) != 0) unmap_bad++;
+        } else if (dax_unmap_range(r.a + 4 * pg, 4 * pg) != 0) {
+            unmap_bad++;
+        }
         pthread_join(th, NULL);
+        if (split) { /* the hole unmapped; both parts mapped and registered: release them */
+            char *part[2] = {r.a, r.a + 8 * pg};
+            size_t plen[2] = {4 * pg, 64 * KIB - 8 * pg};
+            int ok = t_mapped_pages(r.a + 4 * pg, 4 * pg) == 0;
+            for (int i = 0; i < 2; i++) {
+                dax_map_t *f = dax_find(part[i]);
+                ok = ok && t_mapped_pages(part[i], plen[i]) == plen[i] / pg && f && f != r.m;
+                if (f && f != r.m) {
+                    if (dax_unmap(f) != 0) ok = 0;
+                } else {
+                    munmap(part[i], plen[i]);
+                }
+            }
+            if (!ok && split_bad++ < 3)
+                fprintf(stderr, "round %ld: after the split the hole or the parts are wrong\n", rounds);
+        }
         if (r.bad) {
             if (bad < 5)
                 fprintf(stderr, "round %ld: %s failed with errno %d (%s), not EBADF\n", rounds,
@@ -151,7 +181,8 @@ static int case_race(const char *opname) {
             bad++;
         }
     }
-    t_note("%ld rounds of dax_%s racing dax_unmap", rounds, opname);
+    t_note("%ld rounds of dax_%s racing dax_%s", rounds, opname, split ? "unmap_range of a middle part" : "unmap");
+    T_EXPECT(split_bad == 0, "%ld rounds with a wrong split", split_bad);
     T_EXPECT(bad == 0, "%ld rounds where the racing call failed with another errno than EBADF", bad);
     T_EXPECT(unmap_bad == 0, "%ld dax_unmap calls failed", unmap_bad);
     T_EXPECT(still_usable("race2.dat"), "map/sync/unmap after the races");
