@@ -1,10 +1,10 @@
 /* An unmodified threaded program that forks (not linked to daxpmem): run under
  * LD_PRELOAD=libdaxpmem-preload.so DAXPMEM_PRELOAD_ADOPT=all by the torture suite.
  *   plfork DIR [FORKS]
+ * At least FORKS forks (default 200), then more (up to 2000) while 2.5 s have not passed.
  * One thread maps a file MAP_SHARED, writes, msyncs and unmaps it in a loop; the main
- * thread forks FORKS times (default 200); each child writes into a shared mapping the
- * parent made before, msyncs it and _exits; the parent waits for it (at most 5 s, then
- * it counts as hung). Exit 0 when every child exited 0 and nothing failed. */
+ * thread forks; each child writes into a shared mapping the parent made before, msyncs
+ * it and _exits; the parent waits for it (at most 3 s, then it counts as hung). Exit 0 when every child exited 0 and nothing failed. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -53,7 +53,8 @@ int main(int argc, char **argv) {
     while (atomic_load(&loops) < 5 && atomic_load(&errors) == 0) sched_yield();
     int done = 0, bad = 0;
     char sb[96];
-    for (; done < forks && bad == 0; done++) {
+    double end = t_now() + 2.5;
+    for (; done < 2000 && (done < forks || t_now() < end) && bad == 0; done++) {
         pid_t pid = fork();
         if (pid < 0) break;
         if (pid == 0) {
