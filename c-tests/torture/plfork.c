@@ -4,7 +4,8 @@
  * At least FORKS forks (default 200), then more (up to 2000) while 2.5 s have not passed.
  * One thread maps a file MAP_SHARED, writes, msyncs and unmaps it in a loop; the main
  * thread forks; each child writes into a shared mapping the parent made before, msyncs
- * it and _exits; the parent waits for it (at most 3 s, then it counts as hung). Exit 0 when every child exited 0 and nothing failed. */
+ * it and _exits; the parent waits for it (at most 3 s, then it counts as hung).
+ * Exit 0 when every child exited 0 and nothing failed. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
