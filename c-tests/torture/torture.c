@@ -64,7 +64,8 @@ struct race {
     char *a;
     enum race_op op;
     atomic_int go, done;
-    atomic_long calls;
+    atomic_long calls, starts;
+    int jitter;
     long ok, ebadf, bad;
     int bad_errno;
     uint64_t rnd;
@@ -93,6 +94,12 @@ static void *race_thread(void *arg) {
     struct race *r = (struct race *)arg;
     while (!atomic_load(&r->go)) sched_yield();
     for (;;) {
+        atomic_fetch_add(&r->starts, 1); /* about to call: the unmapper watches this */
+        if (r->jitter) { /* every other round: call a random few ns later */
+            unsigned spin = (unsigned)(t_rnd(&r->rnd) % 256);
+            for (volatile unsigned i = 0; i < spin; i++) {
+            }
+        }
         errno = 0;
         int ok = race_call(r);
         atomic_fetch_add(&r->calls, 1);
@@ -142,15 +149,27 @@ static int case_race(const char *spec) {
         r.a = (char *)dax_addr(r.m);
         r.op = (enum race_op)op;
         r.rnd = t_rnd(&seed) | 1;
+        /* two ways of timing the unmap; the second (taking turns with the first) only
+         * for dax_get_stats, whose handle lookup is a few ns at the start of a 3 us call */
+        r.jitter = op == R_STATS ? (int)(rounds % 2) : 0;
         pthread_t th;
         pthread_create(&th, NULL, race_thread, &r);
-        /* unmap after 0..15 calls of the other thread and a random spin, so the unmap
-         * lands at every point of a call, slow calls included */
-        long k = (long)(t_rnd(&seed) % 16);
-        unsigned spin = (unsigned)(t_rnd(&seed) % 8192);
         atomic_store(&r.go, 1);
-        while (atomic_load(&r.calls) < k && !atomic_load(&r.done)) sched_yield();
-        for (volatile unsigned i = 0; i < spin; i++) {
+        if (!r.jitter) {
+            /* unmap after 0..15 calls and a random spin (up to a few us): anywhere in
+             * a call; dense for the fast calls */
+            long k = (long)(t_rnd(&seed) % 16);
+            unsigned spin = (unsigned)(t_rnd(&seed) % 8192);
+            while (atomic_load(&r.calls) < k && !atomic_load(&r.done)) sched_yield();
+            for (volatile unsigned i = 0; i < spin; i++) {
+            }
+        } else {
+            /* unmap as call 1..16 starts (the caller counts `starts` just before a call,
+             * then waits a random few ns): the unmap meets the call's handle lookup even
+             * in a slow call such as dax_get_stats */
+            long k = 1 + (long)(t_rnd(&seed) % 16);
+            for (unsigned n = 0; atomic_load(&r.starts) < k && !atomic_load(&r.done); n++)
+                if (n > 4096) sched_yield();
         }
         if (!split) {
             if (dax_unmap(r.m) != 0) unmap_bad++;
