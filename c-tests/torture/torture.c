@@ -215,11 +215,14 @@ struct ur {
     char *a;
     size_t off, len;
     atomic_int go;
+    unsigned d_unmap, d_range; /* random delays after go: every interleaving */
     int rc_unmap, e_unmap, rc_range, e_range;
 };
 static void *ur_unmap(void *arg) {
     struct ur *u = (struct ur *)arg;
     while (!atomic_load(&u->go)) sched_yield();
+    for (volatile unsigned i = 0; i < u->d_unmap; i++) {
+    }
     errno = 0;
     u->rc_unmap = dax_unmap(u->m);
     u->e_unmap = errno;
@@ -228,6 +231,8 @@ static void *ur_unmap(void *arg) {
 static void *ur_range(void *arg) {
     struct ur *u = (struct ur *)arg;
     while (!atomic_load(&u->go)) sched_yield();
+    for (volatile unsigned i = 0; i < u->d_range; i++) {
+    }
     errno = 0;
     u->rc_range = dax_unmap_range(u->a + u->off, u->len);
     u->e_range = errno;
@@ -257,6 +262,7 @@ static int ur_outside(char *p, size_t len, long round) {
 
 static int case_unmap_range(const char *variant) {
     int middle = strcmp(variant, "middle") == 0;
+    uint64_t seed = 0x5bd1e995ULL ^ (uint64_t)getpid();
     size_t len = 64 * KIB, pg = t_page();
     long rounds = 0, bad = 0;
     double end = t_now() + 1.5;
@@ -271,6 +277,8 @@ static int case_unmap_range(const char *variant) {
         u.a = (char *)dax_addr(u.m);
         u.off = middle ? 4 * pg : 0;
         u.len = middle ? 4 * pg : len;
+        u.d_unmap = (unsigned)(t_rnd(&seed) % 2048);
+        u.d_range = (unsigned)(t_rnd(&seed) % 2048);
         pthread_t t1, t2;
         pthread_create(&t1, NULL, ur_unmap, &u);
         pthread_create(&t2, NULL, ur_range, &u);
