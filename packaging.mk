@@ -1,4 +1,4 @@
-# packaging.mk -- man pages, the CMake package config, Debian packages.
+# packaging.mk -- man pages, the CMake package config, Debian packages and the sync chart.
 # Included from the top-level Makefile, whose variables and targets it uses: CARGO, CC,
 # CWARN, TMP, PREFIX, LIBDIR, INCLUDEDIR, DESTDIR, VERSION, MAJOR, `build`, `bench`.
 #
@@ -13,6 +13,8 @@
 #   make test-packages   make deb, then scripts/test-packages.sh: apt-get install the .debs,
 #                        man, pkg-config and CMake builds against them, preload, drop-in,
 #                        then remove them again (KEEP_PACKAGES=1 keeps them); needs root
+#   make bench-plot      bench/bench_sync --csv (and bench_dax --csv in the fsdax guest with
+#                        BENCH_PLOT_GUEST=1): bench/results/sync-vs-k.{csv,svg} (gnuplot)
 
 MANDIR      ?= $(PREFIX)/share/man
 CMAKEDIR    ?= $(LIBDIR)/cmake/daxpmem
@@ -21,7 +23,7 @@ MAN_SRC     := $(wildcard man/*.scd)
 MAN_OUT     := $(patsubst man/%.scd,target/man/%,$(MAN_SRC))
 DEB_DIR     := $(CURDIR)/target/deb
 
-.PHONY: man check-man man-install man-uninstall cmake-install cmake-uninstall deb test-packages
+.PHONY: man check-man man-install man-uninstall cmake-install cmake-uninstall deb test-packages bench-plot
 
 target/man/%: man/%.scd Cargo.toml
 	@command -v scdoc >/dev/null || { echo "scdoc not found: apt-get install scdoc (or make install INSTALL_MAN=no)"; exit 1; }
@@ -76,3 +78,30 @@ deb:
 test-packages: deb
 	scripts/test-packages.sh $(DEB_DIR)
 
+# The sync chart: bench_sync --csv on this machine (DRAM, write-back path forced) and,
+# with BENCH_PLOT_GUEST=1, in the daxvm fsdax guest with --msync (the kernel's msync of
+# the whole mapping, which the host's tmpfs cannot measure); gnuplot draws them.
+PLOT_K      ?= 1,4,16,64,256,1024,4096,16384,65536
+PLOT_DIR    := bench/results
+PLOT_GUEST  := $(TMP)/bench-plot-guest
+BENCH_PLOT_GUEST ?= 0
+
+bench-plot: build
+	@command -v gnuplot >/dev/null || { echo "bench-plot needs gnuplot: apt-get install gnuplot-nox"; exit 1; }
+	$(MAKE) -C bench bench_sync
+	DAXPMEM_FORCE_PMEM=1 bench/bench_sync --k $(PLOT_K) --csv $(PLOT_DIR)/sync-vs-k-host.csv
+ifeq ($(BENCH_PLOT_GUEST),1)
+	rm -rf $(PLOT_GUEST) && mkdir -p $(PLOT_GUEST)/lib
+	cp bench/bench_sync $(PLOT_GUEST)/ && cp -P bench/lib/libdaxpmem.so* $(PLOT_GUEST)/lib/
+	printf '#!/bin/sh\ncd /mnt/dax || exit 2\n/test/bench_sync --k $(PLOT_K) --msync --csv /tmp/g.csv /mnt/dax || exit 1\necho BEGIN-CSV; cat /tmp/g.csv; echo END-CSV\n' \
+	    > $(PLOT_GUEST)/suite.sh && chmod 755 $(PLOT_GUEST)/suite.sh
+	c-tests/daxvm/run-suite.sh --pmem 2G --timeout $${DAXVM_TIMEOUT:-900} $(PLOT_GUEST) | tee $(PLOT_GUEST).log
+	{ sed -n 's/^daxvm: booting \(.*\)/# guest: \1/p' $(PLOT_GUEST).log; \
+	  sed -n '/^BEGIN-CSV/,/^END-CSV/p' $(PLOT_GUEST).log | sed '1d;$$d'; } | tr -d '\r' > $(PLOT_DIR)/sync-vs-k-guest.csv
+	grep -q '^k,' $(PLOT_DIR)/sync-vs-k-guest.csv
+endif
+	g=$(PLOT_DIR)/sync-vs-k-guest.csv; [ -s $$g ] || g=; \
+	hi="host: $$(sed -n 's/^# machine=//p' $(PLOT_DIR)/sync-vs-k-host.csv); $$(sed -n 's/^# dir=\([^ ]*\) pmem=[01] (\(.*\)) flush=\(.*\)/\1, \2, \3/p' $(PLOT_DIR)/sync-vs-k-host.csv)"; \
+	gi="guest: $$( [ -n "$$g" ] && sed -n 's/^# machine=//p' $$g); QEMU $$( [ -n "$$g" ] && sed -n 's/^# guest: [^(]*(\([a-z]*\),.*/\1/p' $$g), ext4 -o dax on emulated pmem, MAP_SYNC"; \
+	gnuplot -e "HOST='$(PLOT_DIR)/sync-vs-k-host.csv'; GUEST='$$g'; OUT='$(PLOT_DIR)/sync-vs-k.svg'; HOSTINFO='$$hi'; GUESTINFO='$$gi'" bench/plot_sync.gp && \
+	echo "wrote $(PLOT_DIR)/sync-vs-k.svg from $(PLOT_DIR)/sync-vs-k-host.csv $${g:+and $$g}"
