@@ -13,8 +13,9 @@
 #   make test-packages   make deb, then scripts/test-packages.sh: apt-get install the .debs,
 #                        man, pkg-config and CMake builds against them, preload, drop-in,
 #                        then remove them again (KEEP_PACKAGES=1 keeps them); needs root
-#   make bench-plot      bench/bench_sync --csv (and bench_dax --csv in the fsdax guest with
-#                        BENCH_PLOT_GUEST=1): bench/results/sync-vs-k.{csv,svg} (gnuplot)
+#   make bench-plot      bench/bench_sync --csv (and --msync in the fsdax guest with
+#                        BENCH_PLOT_GUEST=1): bench/results/sync-vs-k.{csv,svg} (gnuplot);
+#                        make bench-plot-draw redraws the SVG from the CSV files
 
 MANDIR      ?= $(PREFIX)/share/man
 CMAKEDIR    ?= $(LIBDIR)/cmake/daxpmem
@@ -23,7 +24,8 @@ MAN_SRC     := $(wildcard man/*.scd)
 MAN_OUT     := $(patsubst man/%.scd,target/man/%,$(MAN_SRC))
 DEB_DIR     := $(CURDIR)/target/deb
 
-.PHONY: man check-man man-install man-uninstall cmake-install cmake-uninstall deb test-packages bench-plot
+.PHONY: man check-man man-install man-uninstall cmake-install cmake-uninstall deb test-packages bench-plot \
+        bench-plot-draw
 
 target/man/%: man/%.scd Cargo.toml
 	@command -v scdoc >/dev/null || { echo "scdoc not found: apt-get install scdoc (or make install INSTALL_MAN=no)"; exit 1; }
@@ -95,13 +97,22 @@ ifeq ($(BENCH_PLOT_GUEST),1)
 	cp bench/bench_sync $(PLOT_GUEST)/ && cp -P bench/lib/libdaxpmem.so* $(PLOT_GUEST)/lib/
 	printf '#!/bin/sh\ncd /mnt/dax || exit 2\n/test/bench_sync --k $(PLOT_K) --msync --csv /tmp/g.csv /mnt/dax || exit 1\necho BEGIN-CSV; cat /tmp/g.csv; echo END-CSV\n' \
 	    > $(PLOT_GUEST)/suite.sh && chmod 755 $(PLOT_GUEST)/suite.sh
-	c-tests/daxvm/run-suite.sh --pmem 2G --timeout $${DAXVM_TIMEOUT:-900} $(PLOT_GUEST) | tee $(PLOT_GUEST).log
+	c-tests/daxvm/run-suite.sh --pmem 2G --timeout $${DAXVM_TIMEOUT:-900} $(PLOT_GUEST) > $(PLOT_GUEST).log 2>&1; \
+	    rc=$$?; cat $(PLOT_GUEST).log; exit $$rc
 	{ sed -n 's/^daxvm: booting \(.*\)/# guest: \1/p' $(PLOT_GUEST).log; \
 	  sed -n '/^BEGIN-CSV/,/^END-CSV/p' $(PLOT_GUEST).log | sed '1d;$$d'; } | tr -d '\r' > $(PLOT_DIR)/sync-vs-k-guest.csv
 	grep -q '^k,' $(PLOT_DIR)/sync-vs-k-guest.csv
 endif
+	$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) bench-plot-draw
+
+# Draws the chart from the CSV files in bench/results (no measurement).
+bench-plot-draw:
+	@command -v gnuplot >/dev/null || { echo "bench-plot needs gnuplot: apt-get install gnuplot-nox"; exit 1; }
 	g=$(PLOT_DIR)/sync-vs-k-guest.csv; [ -s $$g ] || g=; \
-	hi="host: $$(sed -n 's/^# machine=//p' $(PLOT_DIR)/sync-vs-k-host.csv); $$(sed -n 's/^# dir=\([^ ]*\) pmem=[01] (\(.*\)) flush=\(.*\)/\1, \2, \3/p' $(PLOT_DIR)/sync-vs-k-host.csv)"; \
-	gi="guest: $$( [ -n "$$g" ] && sed -n 's/^# machine=//p' $$g); QEMU $$( [ -n "$$g" ] && sed -n 's/^# guest: [^(]*(\([a-z]*\),.*/\1/p' $$g), ext4 -o dax on emulated pmem, MAP_SYNC"; \
+	info() { sed -n 's/^# machine=\(.*\), \([0-9]*\) CPUs; kernel \([^;]*\); date \([^;]*\);.*/\1 (\2 CPUs), kernel \3, \4/p' $$1 | sed 's/(R)//g'; }; \
+	where() { sed -n 's/^# dir=\([^ ]*\) pmem=[01] (\(.*\)) flush=\(.*\)/\1 (\2), \3/p' $$1; }; \
+	hi="host: $$(info $(PLOT_DIR)/sync-vs-k-host.csv); $$(where $(PLOT_DIR)/sync-vs-k-host.csv)"; \
+	ginfo() { sed -n 's/^# machine=.*, \([0-9]*\) CPUs; kernel \([^;]*\); date \([^;]*\);.*/\1 CPUs, kernel \2, \3/p' $$1; }; \
+	gi="guest: QEMU $$( [ -n "$$g" ] && sed -n 's/^# guest: [^(]*(\([a-z]*\),.*/\1/p' $$g), $$( [ -n "$$g" ] && ginfo $$g); /mnt/dax: ext4 -o dax on emulated pmem (MAP_SYNC)"; \
 	gnuplot -e "HOST='$(PLOT_DIR)/sync-vs-k-host.csv'; GUEST='$$g'; OUT='$(PLOT_DIR)/sync-vs-k.svg'; HOSTINFO='$$hi'; GUESTINFO='$$gi'" bench/plot_sync.gp && \
 	echo "wrote $(PLOT_DIR)/sync-vs-k.svg from $(PLOT_DIR)/sync-vs-k-host.csv $${g:+and $$g}"

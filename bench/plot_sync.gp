@@ -2,7 +2,7 @@
 # in a 1 GiB mapping, against k, log-log. Variables (gnuplot -e): HOST and GUEST (CSV
 # files of bench_sync --csv; GUEST may be ""), OUT (the SVG), HOSTINFO, GUESTINFO
 # (the machine lines printed under the title).
-set terminal svg size 960,680 dynamic font 'sans,12' background '#ffffff'
+set terminal svg size 1040,680 dynamic font 'sans,12' background '#ffffff'
 set termoption noenhanced
 set output OUT
 set datafile separator ','
@@ -17,7 +17,7 @@ set grid xtics ytics mxtics mytics lc rgb '#dddddd'
 set key below left Left reverse nobox maxrows 3
 set bmargin 9
 GUESTNOTE = strstrt(GUESTINFO, 'tcg') ? "\n(the guest's CPU is emulated: compare the guest's lines with each other, not with the host's)" : ''
-set title "Making k dirty 64-byte records durable in a 1 GiB mapping\n".HOSTINFO.(GUEST ne '' ? "\n".GUESTINFO.GUESTNOTE : '') font 'sans,12'
+set title "Making k dirty 64-byte records durable in a 1 GiB mapping\n".HOSTINFO.(GUEST ne '' ? "\n".GUESTINFO.GUESTNOTE : '') font 'sans,11'
 set tmargin 7
 HOSTPLOT = "HOST u 1:3 w lp lw 2 pt 7 lc rgb '#1f77b4' t 'dax_sync (host, write-back path on DRAM)', \
   HOST u 1:4 w lp lw 2 pt 5 lc rgb '#2ca02c' t 'flush per record + one drain (host; the caller knows every record)', \
