@@ -66,7 +66,7 @@ deb:
 	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null && command -v scdoc >/dev/null || \
 	    { echo "make deb needs: apt-get install dpkg-dev debhelper scdoc lintian"; exit 1; }
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
-	tar --exclude=./target --exclude=./.git --exclude=./bench/lib -cf - . | tar -C $(DEB_DIR)/src -xf -
+	tar --exclude=./target --exclude=./.git --exclude=./.cache --exclude=./bench/lib -cf - . | tar -C $(DEB_DIR)/src -xf -
 	sed -i '1s/^daxpmem ([^)]*)/daxpmem ($(VERSION))/' $(DEB_DIR)/src/debian/changelog
 	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc
 	@if command -v lintian >/dev/null; then \
