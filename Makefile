@@ -9,6 +9,8 @@
 #   make test-dax   the C tests inside a QEMU guest with a real fsdax filesystem
 #   make bench-dax  the sync benchmark in that guest; make test-devdax: device DAX
 #   make header     regenerate include/daxpmem.h from src/ffi.rs (cbindgen)
+#   make deb        Debian packages in target/deb; make test-packages installs and tests them
+#   make man        man pages (scdoc); make bench-plot: the sync chart (packaging.mk)
 
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
@@ -58,7 +60,7 @@ uninstall:
 # Install into a private prefix: the C tests, the demo and the benchmarks build against it.
 tmp-install:
 	rm -rf $(TPREFIX)
-	$(MAKE) --no-print-directory install PREFIX=$(TPREFIX) DESTDIR=
+	$(MAKE) --no-print-directory install PREFIX=$(TPREFIX) DESTDIR= INSTALL_MAN=no
 
 test: test-rust check-header check-symbols c-tests test-unprivileged
 
@@ -199,6 +201,12 @@ bench: preload-bench
 
 # bench-dax and test-devdax in the fsdax guest: c-tests/daxvm/README.md.
 include c-tests/daxvm/daxvm.mk
+
+# Man pages, the CMake package config, Debian packages, the sync chart: packaging.mk.
+include packaging.mk
+install: man-install cmake-install
+uninstall: man-uninstall cmake-uninstall
+test: check-man
 
 # The torture suite last: on a library that still fails it, every other test has run.
 test: torture
