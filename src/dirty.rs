@@ -47,6 +47,10 @@ fn mask_of(lo: usize, hi: usize) -> u64 {
     top & !((1u64 << lo) - 1)
 }
 
+/// The largest index backed by huge pages: 64 MiB, mappings up to 32 GiB at 64-byte
+/// lines.
+const HUGE_INDEX_MAX: usize = 64 << 20;
+
 impl DirtyIndex {
     /// An index of `nbits` lines (any number, 0 allowed).
     pub fn new(nbits: usize) -> std::io::Result<DirtyIndex> {
@@ -63,11 +67,13 @@ impl DirtyIndex {
         let total_words: usize = sizes.iter().map(|s| s.1).sum();
         let region_len = (total_words * 8).div_ceil(4096) * 4096;
         let region = crate::sys::anon_region(region_len)?;
-        if region_len >= 2 << 20 {
+        if (2 << 20..=HUGE_INDEX_MAX).contains(&region_len) {
             // Random marks over a large mapping touch one level-0 page per 2 MiB of data:
             // with 4 KiB pages each costs a TLB miss (measured: 490 -> 94 ns per random
             // mark on a 1 GiB mapping). Huge pages back the index in 2 MiB units, still
-            // only where something was marked. Advice only: failure changes nothing.
+            // only where something was marked. Not past HUGE_INDEX_MAX: there scattered
+            // marks would each fill a 2 MiB page (a 1 TiB mapping: one per GiB touched).
+            // Advice only: failure changes nothing.
             // SAFETY: advice on our own fresh region.
             unsafe { libc::madvise(region, region_len, libc::MADV_HUGEPAGE) };
         }

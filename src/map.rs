@@ -547,7 +547,7 @@ impl Mapping {
         let line = cpu::config().line;
         let index = DirtyIndex::new(len.div_ceil(line))
             .map_err(|e| Error::from_io(format!("{name}: allocating the dirty index"), &e))?;
-        let log = crate::marklog::MarkLog::new()
+        let log = crate::marklog::MarkLog::new(len.div_ceil(line))
             .map_err(|e| Error::from_io(format!("{name}: allocating the mark log"), &e))?;
         Ok(Mapping {
             addr,

@@ -43,7 +43,11 @@ pub(crate) const COUNT_BITS: u32 = 7;
 const _: () = assert!(MAX_RUN < 1 << COUNT_BITS);
 /// First lines this high go to the bitmap (never reached: 2^57 lines).
 const MAX_FIRST: u64 = (1 << (64 - COUNT_BITS)) - 2;
+/// Entries in the largest ring (512 KiB): a mapping of fewer lines gets a ring of as
+/// many entries as it has lines (at least `MIN_CAP`), so memory follows the mapping's
+/// size (a 4 KiB mapping: one page).
 const CAP: usize = 1 << 16;
+const MIN_CAP: usize = 512;
 /// A slot taken by a drain that could not advance `head` past it (never an entry).
 const CONSUMED: u64 = u64::MAX;
 
@@ -65,6 +69,8 @@ pub fn unkey(k: u64) -> (usize, usize) {
 
 pub struct MarkLog {
     slots: *const AtomicU64,
+    /// Entries in the ring (a power of two), less one.
+    mask: u64,
     region_len: usize,
     tail: AtomicU64,
     head: AtomicU64,
@@ -76,12 +82,15 @@ unsafe impl Send for MarkLog {}
 unsafe impl Sync for MarkLog {}
 
 impl MarkLog {
-    pub fn new() -> std::io::Result<MarkLog> {
-        let region_len = CAP * 8;
+    /// A ring for a mapping of `lines` lines.
+    pub fn new(lines: usize) -> std::io::Result<MarkLog> {
+        let cap = lines.next_power_of_two().clamp(MIN_CAP, CAP);
+        let region_len = cap * 8;
         // Zero-filled: every slot starts empty.
         let p = crate::sys::anon_region(region_len)?;
         Ok(MarkLog {
             slots: p as *const AtomicU64,
+            mask: cap as u64 - 1,
             region_len,
             tail: AtomicU64::new(0),
             head: AtomicU64::new(0),
@@ -90,8 +99,8 @@ impl MarkLog {
 
     #[inline(always)]
     fn slot(&self, i: u64) -> &AtomicU64 {
-        // SAFETY: the index is reduced modulo CAP, inside the region.
-        unsafe { &*self.slots.add(i as usize & (CAP - 1)) }
+        // SAFETY: the index is reduced modulo the ring's size, inside the region.
+        unsafe { &*self.slots.add((i & self.mask) as usize) }
     }
 
     /// Append lines [first, first+count). False when the caller must use the bitmap:
@@ -104,7 +113,7 @@ impl MarkLog {
         let v = key(first, count);
         let mut t = self.tail.load(Relaxed);
         loop {
-            if t.wrapping_sub(self.head.load(Acquire)) >= CAP as u64 {
+            if t.wrapping_sub(self.head.load(Acquire)) > self.mask {
                 return false;
             }
             match self.tail.compare_exchange_weak(t, t + 1, SeqCst, Relaxed) {
@@ -195,7 +204,7 @@ mod tests {
 
     #[test]
     fn push_drain_roundtrip_and_full_ring_refuses() {
-        let l = MarkLog::new().unwrap();
+        let l = MarkLog::new(1 << 30).unwrap();
         assert!(l.push(5, 1));
         assert!(l.push(0, 64));
         assert!(!l.push(0, 65));
@@ -214,8 +223,22 @@ mod tests {
     }
 
     #[test]
+    fn a_small_mapping_gets_a_small_ring() {
+        let l = MarkLog::new(64).unwrap();
+        assert_eq!(l.region_len, MIN_CAP * 8);
+        for i in 0..MIN_CAP {
+            assert!(l.push(i % 64, 1));
+        }
+        assert!(!l.push(1, 1), "full at MIN_CAP");
+        let mut n = 0;
+        l.drain(|_, _| n += 1);
+        assert_eq!(n, MIN_CAP);
+        assert_eq!(MarkLog::new(1 << 40).unwrap().region_len, CAP * 8);
+    }
+
+    #[test]
     fn a_drain_never_waits_for_an_unpublished_mark() {
-        let l = MarkLog::new().unwrap();
+        let l = MarkLog::new(1 << 30).unwrap();
         assert!(l.push(1, 1));
         // A producer that took a ticket and has not stored yet (interrupted).
         let t = l.tail.fetch_add(1, SeqCst);
