@@ -11,6 +11,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 
 /// Flags of `dax_map` / `dax_map_fd` (the C constants have the same values).
 pub(crate) const CREATE: u32 = 1;
@@ -123,7 +124,21 @@ pub struct Mapping {
     pub owns_memory: std::sync::atomic::AtomicBool,
     /// DAX_TRACK_UFFD: the mapping's userfaultfd and pagemap descriptors.
     pub uffd: crate::uffd::State,
+    /// A write-back of this mapping failed (sticky until unmap: every later sync fails
+    /// with EIO): FAILED_MSYNC, FAILED_LOST_PAGES bits; see `failure`.
+    pub failed: AtomicU32,
+    /// The errno of the first failed msync / fdatasync.
+    pub failed_errno: AtomicI32,
+    /// Pages the SIGBUS handler replaced because the file no longer backed them.
+    pub lost_pages: AtomicU64,
+    /// The thread (`signals::thread_id`) writing the mapping back right now (under the
+    /// sync lock), 0 for none: a SIGBUS on that thread in the mapping is a lost page.
+    pub writer: AtomicUsize,
 }
+
+/// `Mapping::failed` bits.
+pub(crate) const FAILED_MSYNC: u32 = 1;
+pub(crate) const FAILED_LOST_PAGES: u32 = 2;
 
 /// Scratch space reused by the syncs of a mapping (under `sync_lock`).
 #[derive(Default)]
@@ -189,6 +204,50 @@ impl Mapping {
     /// Move the mark log's entries into the index (the caller holds the sync lock).
     pub fn drain_log_to_index(&self) {
         self.log.drain(|f, c| self.index.mark(f, f + c));
+    }
+
+    /// Record a failed msync / fdatasync: every later sync fails (`failure`).
+    pub fn note_write_back_failure(&self, errno: i32) {
+        let _ = self
+            .failed_errno
+            .compare_exchange(0, errno, Relaxed, Relaxed);
+        self.failed.fetch_or(FAILED_MSYNC, Relaxed);
+    }
+
+    /// Record a page the file no longer backs (async-signal-safe: the SIGBUS handler).
+    pub fn note_lost_page(&self) {
+        self.lost_pages.fetch_add(1, Relaxed);
+        self.failed.fetch_or(FAILED_LOST_PAGES, Relaxed);
+    }
+
+    /// Err(EIO) if a write-back of this mapping ever failed (sticky until unmap).
+    #[inline]
+    pub fn check_failed(&self, what: &str) -> Result<()> {
+        match self.failed.load(Relaxed) {
+            0 => Ok(()),
+            f => Err(self.failure(what, f)),
+        }
+    }
+
+    #[cold]
+    fn failure(&self, what: &str, f: u32) -> Error {
+        let mut msg = format!("{what}: this mapping's data may not be durable, and every sync of it fails until it is unmapped:");
+        if f & FAILED_MSYNC != 0 {
+            let e = self.failed_errno.load(Relaxed);
+            msg += &format!(
+                " a write-back of it failed before ({}: {}), and the kernel may have marked the pages clean;",
+                if self.pmem { "msync/fdatasync" } else { "msync" },
+                std::io::Error::from_raw_os_error(e)
+            );
+        }
+        if f & FAILED_LOST_PAGES != 0 {
+            msg += &format!(
+                " {} page(s) of it lay past the end of its file (the file was shrunk under the mapping): what was written there is lost;",
+                self.lost_pages.load(Relaxed)
+            );
+        }
+        msg.pop();
+        Error::new(libc::EIO, msg)
     }
 }
 
@@ -509,6 +568,9 @@ fn build(
     track: Track,
     name: &str,
 ) -> Result<Mapping> {
+    // A write-back, copy or fill that meets a page the file no longer backs fails with
+    // EIO instead of killing the process (signals.rs).
+    crate::signals::install_bus().map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
     let c = cpu::config();
     let real = kind.map_sync || kind.devdax;
     let pmem = !c.force_not_pmem && (real || c.force_pmem);
@@ -564,6 +626,10 @@ impl Mapping {
             handle: Default::default(),
             owns_memory: std::sync::atomic::AtomicBool::new(true),
             uffd,
+            failed: AtomicU32::new(0),
+            failed_errno: AtomicI32::new(0),
+            lost_pages: AtomicU64::new(0),
+            writer: AtomicUsize::new(0),
         })
     }
 }
@@ -709,10 +775,14 @@ impl Mapping {
     /// body needs only the sync's fence, so only the head and tail lines are marked; on
     /// the page cache everything is marked (one msync covers it).
     ///
+    /// Fails with EIO when part of the destination lies past the end of the file (shrunk
+    /// under the mapping): that page is lost (signals.rs), the rest is copied.
+    ///
     /// # Safety
     /// `[dst, dst+len)` is inside the mapping (checked by the caller) and `src` is
     /// readable for `len` bytes.
-    pub unsafe fn copy_in(&self, dst: usize, src: *const u8, len: usize) {
+    pub unsafe fn copy_in(&self, dst: usize, src: *const u8, len: usize) -> Result<()> {
+        let op = crate::signals::enter(self);
         if self.pmem {
             let c = cpu::config();
             // SAFETY: per the contract.
@@ -725,13 +795,28 @@ impl Mapping {
             unsafe { std::ptr::copy(src, dst as *mut u8, len) };
             self.mark(dst, len);
         }
+        self.lost_in(op, "dax_memcpy")
+    }
+
+    /// EIO if a page was lost during the operation `op` (copy_in, fill_in).
+    fn lost_in(&self, op: crate::signals::InOp, what: &str) -> Result<()> {
+        if op.finish() {
+            return Err(Error::new(
+                libc::EIO,
+                format!(
+                    "{what}: part of the destination lies past the end of the file (it was shrunk under the mapping): what was written there is lost, and every sync of the mapping fails until it is unmapped"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Fill part of the mapping and mark it, as `copy_in`.
     ///
     /// # Safety
     /// `[dst, dst+len)` is inside the mapping (checked by the caller).
-    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) {
+    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) -> Result<()> {
+        let op = crate::signals::enter(self);
         if self.pmem {
             let c = cpu::config();
             // SAFETY: per the contract.
@@ -744,6 +829,7 @@ impl Mapping {
             unsafe { (dst as *mut u8).write_bytes(val, len) };
             self.mark(dst, len);
         }
+        self.lost_in(op, "dax_memset")
     }
 }
 
@@ -770,6 +856,14 @@ impl Mapping {
             uffd,
             "splitting a mapping",
         )?;
+        // A failure is the pieces' too.
+        piece.failed.store(self.failed.load(Relaxed), Relaxed);
+        piece
+            .failed_errno
+            .store(self.failed_errno.load(Relaxed), Relaxed);
+        piece
+            .lost_pages
+            .store(self.lost_pages.load(Relaxed), Relaxed);
         // Allocated first, so no failure can drop the lines moved here.
         let (lo, hi) = self.lines_of(addr, len);
         self.index
