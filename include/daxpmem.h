@@ -331,7 +331,11 @@ dax_map_t *dax_map(const char *path, size_t len, unsigned int flags, mode_t mode
  * page size); len 0 maps to the end of the file. The fd must be open read-write; the
  * mapping keeps a duplicate of it, so the caller may close its own. Flags:
  * DAX_POPULATE and one DAX_TRACK_* mode (EINVAL for DAX_CREATE/EXCL/SPARSE).
- * Errors as dax_map(), and EBADF for a bad fd, EACCES for an fd not open read-write.
+ * Errors as dax_map(): EINVAL when offset + len lies beyond the end of the file (or
+ * the device), for a character device that is not device DAX (/dev/zero), for anything
+ * that is not a regular file or device DAX (a socket, a FIFO), for a device-DAX length
+ * that is not a multiple of its alignment; and EBADF for a bad fd, EACCES for an fd not
+ * open read-write.
  */
 dax_map_t *dax_map_fd(int fd, off_t offset, size_t len, unsigned int flags);
 

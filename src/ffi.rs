@@ -289,7 +289,11 @@ pub extern "C" fn dax_map(
 /// page size); len 0 maps to the end of the file. The fd must be open read-write; the
 /// mapping keeps a duplicate of it, so the caller may close its own. Flags:
 /// DAX_POPULATE and one DAX_TRACK_* mode (EINVAL for DAX_CREATE/EXCL/SPARSE).
-/// Errors as dax_map(), and EBADF for a bad fd, EACCES for an fd not open read-write.
+/// Errors as dax_map(): EINVAL when offset + len lies beyond the end of the file (or
+/// the device), for a character device that is not device DAX (/dev/zero), for anything
+/// that is not a regular file or device DAX (a socket, a FIFO), for a device-DAX length
+/// that is not a multiple of its alignment; and EBADF for a bad fd, EACCES for an fd not
+/// open read-write.
 #[no_mangle]
 pub extern "C" fn dax_map_fd(
     fd: c_int,
@@ -310,6 +314,7 @@ pub extern "C" fn dax_map_fd(
         } else {
             len
         };
+        map::check_fd_range(&own, offset as u64, n)?;
         finish_map(map::map_fd(own, offset as u64, n, flags, "dax_map_fd")?)
     })
 }

@@ -313,7 +313,7 @@ pub fn open_path(
             ))
         })?;
         let len = if len == 0 { size } else { len };
-        check_devdax_len(&name, len, size, align)?;
+        check_devdax_len(&format!("dax_map({name})"), len, size, align)?;
         return Ok((fd, len));
     }
     if ftype != libc::S_IFREG {
@@ -410,12 +410,12 @@ pub fn devdax_geometry(st: &libc::stat) -> Option<(usize, usize)> {
 fn check_devdax_len(name: &str, len: usize, size: usize, align: usize) -> Result<()> {
     if len > size {
         return Err(Error::inval(format!(
-            "dax_map({name}): length {len} exceeds the device size {size}"
+            "{name}: length {len} exceeds the device size {size}"
         )));
     }
     if !len.is_multiple_of(align) {
         return Err(Error::inval(format!(
-            "dax_map({name}): device DAX needs a length that is a multiple of its alignment ({align})"
+            "{name}: device DAX needs a length that is a multiple of its alignment ({align})"
         )));
     }
     Ok(())
@@ -720,6 +720,44 @@ pub fn fd_len(fd: &OwnedFd, offset: u64) -> Result<usize> {
         )));
     }
     Ok((size - offset) as usize)
+}
+
+/// dax_map_fd: what dax_map checks of a path, for a descriptor: a regular file long
+/// enough for [offset, offset+len), or a device DAX that holds it with a length that is
+/// a multiple of its alignment; anything else is EINVAL.
+pub fn check_fd_range(fd: &OwnedFd, offset: u64, len: usize) -> Result<()> {
+    let name = "dax_map_fd";
+    let st = fstat(fd, name)?;
+    let end = offset.checked_add(len as u64).ok_or_else(|| {
+        Error::inval(format!(
+            "{name}: offset {offset} + length {len} wraps around"
+        ))
+    })?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => {
+            let size = st.st_size as u64;
+            if end > size {
+                return Err(Error::inval(format!(
+                    "{name}: offset {offset} + length {len} is beyond the end of the file ({size} bytes)"
+                )));
+            }
+            Ok(())
+        }
+        libc::S_IFCHR => {
+            let (size, align) = devdax_geometry(&st).ok_or_else(|| {
+                Error::inval(format!("{name}: a character device that is not device DAX"))
+            })?;
+            if end > size as u64 {
+                return Err(Error::inval(format!(
+                    "{name}: offset {offset} + length {len} exceeds the device size {size}"
+                )));
+            }
+            check_devdax_len(name, len, size, align)
+        }
+        _ => Err(Error::inval(format!(
+            "{name}: not a regular file or device DAX"
+        ))),
+    }
 }
 
 /// Check the flags `dax_map_fd` accepts.
