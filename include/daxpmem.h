@@ -504,9 +504,15 @@ void dax_set_errormsg(const char *msg);
  * dax_find() finds it, dax_sync() syncs it (user-space write-back if it is pmem, else
  * msync), and dax_unmap() unmaps it. Pass DAX_ADOPT_MAP_SYNC if it was mapped with
  * MAP_SYNC (the library cannot tell), plus one DAX_TRACK_* mode. The library keeps a
- * duplicate of fd. Returns a handle, or NULL with errno EINVAL (unaligned or NULL addr,
- * len 0, unaligned offset, unknown flags, not a regular file or device DAX), EBADF,
- * EACCES (fd not open read-write), EEXIST (the range overlaps a daxpmem mapping).
+ * duplicate of fd. The range is checked against what the kernel maps there
+ * (/proc/self/maps): every page of it must be mapped shared, readable and writable,
+ * from that very file (device and inode of fd) at the file offset matching `offset`.
+ * Returns a handle, or NULL with errno EINVAL (unaligned or NULL addr, len 0,
+ * unaligned offset, unknown flags, not a regular file or device DAX, a range that is
+ * not such a mapping: private or anonymous memory, a stack, a read-only or private
+ * mapping, another file or offset, a length past the mapping), EBADF, EACCES (fd not
+ * open read-write), EEXIST (the range overlaps a daxpmem mapping). Device DAX: only
+ * shared, read-write and no gap are checked.
  */
 dax_map_t *dax_adopt(void *addr, size_t len, int fd, off_t offset, unsigned int flags);
 

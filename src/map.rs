@@ -666,6 +666,7 @@ pub fn adopt(
             "{name}: not a regular file or device DAX"
         )));
     }
+    check_adopted_range(addr, len, &st, offset, devdax)?;
     let file_dax = devdax || file_is_dax(fd.as_raw_fd()) == Some(true);
     let track = crate::track::resolve(Track::from_flags(flags)?, file_dax || mapped_sync)
         .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
@@ -676,6 +677,86 @@ pub fn adopt(
         forced: false,
     };
     build(addr, len, offset, fd, kind, track, name)
+}
+
+/// dax_adopt: what the kernel maps at [addr, addr+len) (/proc/self/maps) must be shared,
+/// readable and writable mappings of the file `st`, at the file offset that matches
+/// `offset`, with no gap. Device DAX: shared, readable, writable and no gap only (its
+/// VMAs were not checked against a real device here; kept permissive).
+fn check_adopted_range(
+    addr: usize,
+    len: usize,
+    st: &libc::stat,
+    offset: u64,
+    devdax: bool,
+) -> Result<()> {
+    let name = "dax_adopt";
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(|e| Error::from_io(format!("{name}: reading /proc/self/maps"), &e))?;
+    let end = addr + len;
+    let bad = |why: String| {
+        Err(Error::inval(format!(
+            "{name}: {addr:#x}+{len} is not a shared, writable mapping of this file at offset {offset}: {why}"
+        )))
+    };
+    let mut at = addr;
+    for l in maps.lines() {
+        let mut f = l.split_ascii_whitespace();
+        let (Some(range), Some(perms), Some(off), Some(dev), Some(ino)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if b <= at {
+            continue;
+        }
+        if a > at {
+            return bad(format!("nothing is mapped at {at:#x}"));
+        }
+        let p = perms.as_bytes();
+        if p.len() < 4 || p[0] != b'r' || p[1] != b'w' || p[3] != b's' {
+            return bad(format!(
+                "{a:#x}-{b:#x} is mapped {perms} (needs rw and shared: 'rw?s')"
+            ));
+        }
+        if !devdax {
+            let (maj, min) = dev.split_once(':').unwrap_or(("", ""));
+            let same_file = u32::from_str_radix(maj, 16).ok() == Some(libc::major(st.st_dev))
+                && u32::from_str_radix(min, 16).ok() == Some(libc::minor(st.st_dev))
+                && ino.parse::<u64>().ok() == Some(st.st_ino);
+            // maps shows the superblock's device, which stat does not on btrfs
+            // subvolumes or overlayfs: then ask the mapped file itself.
+            let same_file = same_file || {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(format!("/proc/self/map_files/{range}"))
+                    .is_ok_and(|md| md.dev() == st.st_dev && md.ino() == st.st_ino)
+            };
+            if !same_file {
+                return bad(format!(
+                    "{a:#x}-{b:#x} maps another file (device {dev}, inode {ino})"
+                ));
+            }
+            let vma_off = u64::from_str_radix(off, 16).unwrap_or(u64::MAX);
+            // The file offset the VMA maps at `addr` (or at its own start, past addr).
+            let want = offset as i128 + a as i128 - addr as i128;
+            if vma_off as i128 != want {
+                return bad(format!(
+                    "{a:#x}-{b:#x} maps the file from offset {vma_off:#x}, not {want:#x}"
+                ));
+            }
+        }
+        at = b;
+        if at >= end {
+            return Ok(());
+        }
+    }
+    bad(format!("nothing is mapped at {at:#x}"))
 }
 
 /// Duplicate a caller's fd (close-on-exec) so the mapping keeps its own.
