@@ -222,6 +222,21 @@ static void bus_handler(int sig) {
     siglongjmp(bj, 1);
 }
 
+/* Whether this CPU faults on the write-back of a line no page backs (hardware does: CLWB
+ * and CLFLUSHOPT check the page like a read; QEMU's TCG does not, and then a sync over a
+ * truncated range has nothing to catch and returns 0). */
+static int writeback_faults(void) {
+    void *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        wb_cache_pmem(p, 64);
+        _exit(0);
+    }
+    int st = wait_for(pid, 20);
+    munmap(p, 4096);
+    return died_of(st, SIGSEGV);
+}
+
 static void truncate_case(void) {
     const size_t len = 1 << 20, keep = 512 << 10;
     const char *p = path("truncate");
@@ -232,7 +247,10 @@ static void truncate_case(void) {
     unlink(p);
     if (!m || fd < 0) return;
     unsigned char *a = (unsigned char *)dax_addr(m);
-    int pmem = dax_is_pmem(m);
+    int pmem = dax_is_pmem(m), faults = writeback_faults();
+    if (pmem && !faults)
+        printf("truncate: this CPU does not fault on the write-back of an unmapped line "
+               "(an emulator): the sync has nothing to catch, only the copy and fill do\n");
     for (size_t off = 0; off < len; off += 4096) {
         a[off] = 7;
         CHECK(dax_mark_dirty(m, a + off, 1) == 0);
@@ -245,14 +263,14 @@ static void truncate_case(void) {
         uint64_t before = stats(m).lines_written_back;
         errno = 0;
         int r = dax_sync(m, NULL, 0);
-        if (pmem) {
+        if (pmem && faults) {
             /* the write-back of the lines past the end cannot succeed */
             if (r != -1 || errno != EIO) bad |= 1;
             if (stats(m).lines_written_back - before < keep / 4096) bad |= 2;
             errno = 0;
             if (dax_sync(m, NULL, 0) != -1 || errno != EIO) bad |= 4; /* sticky */
         } else if (r != 0) {
-            bad |= 8; /* the page cache: msync of a truncated range succeeds */
+            bad |= 8; /* the page cache: msync of a truncated range succeeds; no fault */
         }
         if (bad) fprintf(stderr, "truncate, sync: bad %#x (%s)\n", bad, dax_errormsg());
         _exit(bad ? 1 : 0);
