@@ -41,6 +41,9 @@ run "shadow, mprotect, /mnt/dax: $mp in this run; AUTO on DAX must not pick it u
 run "mprotect on /mnt/dax: own SIGSEGV handler"      ./test_track_proc_c /mnt/dax/t mprotect segv
 run "mprotect on /mnt/dax: NULL dereference dies"     ./test_track_proc_c /mnt/dax/t mprotect nullderef
 run "mprotect on /mnt/dax: fork and exec"             ./test_track_proc_c /mnt/dax/t mprotect fork
+run "file shrunk under a MAP_SYNC mapping on /mnt/dax: EIO, not SIGBUS" ./test_signals_c /mnt/dax/t truncate
+run "mprotect on /mnt/dax: sent SIGSEGV, plain longjmp" sh -c './test_signals_c /mnt/dax/t killsegv && ./test_signals_c /mnt/dax/t longjmp'
+run "dax_adopt checks on /mnt/dax"                     ./test_signals_c /mnt/dax/t adopt
 run "uffd refused on /mnt/dax, works on /mnt/nodax"   sh -c './test_uffd_c /mnt/dax/t && ./test_uffd_c /mnt/nodax/t'
 run "libpmem drop-in: pmem_map_file on /mnt/dax is pmem" ./pmem_dax /mnt/dax/t 1
 run "libpmem drop-in: pmem_map_file on /mnt/nodax is not" ./pmem_dax /mnt/nodax/t 0

@@ -43,6 +43,11 @@ for lang in c cxx; do
         run "$lang mprotect tracking in $d"       -- "$BIN/test_track_$lang" "$d"
         run "$lang uffd tracking in $d"           -- "$BIN/test_uffd_$lang" "$d"
         run "$lang uffd tracking in $d, forced pmem" DAXPMEM_FORCE_PMEM=1 -- "$BIN/test_uffd_$lang" "$d"
+        for w in killsegv longjmp truncate mapfd adopt; do
+            run "$lang signals in $d: $w"          -- "$BIN/test_signals_$lang" "$d" $w
+        done
+        run "$lang signals in $d: truncate, forced pmem" DAXPMEM_FORCE_PMEM=1 -- "$BIN/test_signals_$lang" "$d" truncate
+        [ $lang = c ] && run "c signals in $d: nested" -- "$BIN/test_signals_c" "$d" nested
         for md in mprotect uffd; do
             for w in segv nullderef fork; do
                 run "$lang $md tracking in $d: $w"   -- "$BIN/test_track_proc_$lang" "$d" $md $w

@@ -156,7 +156,19 @@ pub const DAX_TRACK_EXPLICIT: c_uint = 0;
 /// Tracking: keep the mapping read-only; the first store to a page after a sync faults
 /// and is recorded (a SIGSEGV handler that passes other faults on; see
 /// dax_chain_sigaction). Refused with EOPNOTSUPP on DAX, where it is not proven lossless,
-/// unless DAXPMEM_ALLOW_MPROTECT_ON_DAX=1.
+/// unless DAXPMEM_ALLOW_MPROTECT_ON_DAX=1; DAX_TRACK_AUTO never picks it.
+///
+/// Limits of write-protection (inherent; use explicit marks, DAX_TRACK_KERNEL or
+/// DAX_TRACK_UFFD where they matter): a kernel write into a tracked page not stored to
+/// since the last sync fails with EFAULT (read(), recv(), pread(), pipe and AIO reads
+/// into the mapping); a store from a thread that blocks SIGSEGV kills the process; the
+/// program's own mprotect of a tracked page is overridden (a store makes it read-write,
+/// a sync read-only again; PROT_NONE becomes PROT_READ after a sync); a SIGSEGV handler
+/// installed with plain sigaction (not dax_chain_sigaction or the preload library)
+/// replaces the library's. A program handler the library chains to runs with its
+/// sa_mask but never with SIGSEGV or SIGBUS blocked (so one left by plain longjmp
+/// does not break tracking); a SIGSEGV sent with kill/raise/sigqueue is never taken for
+/// a tracking fault.
 pub const DAX_TRACK_MPROTECT: c_uint = 0x100;
 /// Tracking: userfaultfd write-protect (async) collected with PAGEMAP_SCAN (kernel >= 6.7,
 /// works unprivileged); refused with EOPNOTSUPP on DAX and where the self-test fails.
@@ -277,7 +289,11 @@ pub extern "C" fn dax_map(
 /// page size); len 0 maps to the end of the file. The fd must be open read-write; the
 /// mapping keeps a duplicate of it, so the caller may close its own. Flags:
 /// DAX_POPULATE and one DAX_TRACK_* mode (EINVAL for DAX_CREATE/EXCL/SPARSE).
-/// Errors as dax_map(), and EBADF for a bad fd, EACCES for an fd not open read-write.
+/// Errors as dax_map(): EINVAL when offset + len lies beyond the end of the file (or
+/// the device), for a character device that is not device DAX (/dev/zero), for anything
+/// that is not a regular file or device DAX (a socket, a FIFO), for a device-DAX length
+/// that is not a multiple of its alignment; and EBADF for a bad fd, EACCES for an fd not
+/// open read-write.
 #[no_mangle]
 pub extern "C" fn dax_map_fd(
     fd: c_int,
@@ -298,6 +314,7 @@ pub extern "C" fn dax_map_fd(
         } else {
             len
         };
+        map::check_fd_range(&own, offset as u64, n)?;
         finish_map(map::map_fd(own, offset as u64, n, flags, "dax_map_fd")?)
     })
 }
@@ -379,7 +396,14 @@ pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: si
 /// over the span of the dirty pages (page cache; none when nothing is dirty).
 /// (NULL, 0) syncs the whole mapping; a non-NULL addr with len 0 does nothing.
 /// Returns 0, or -1 with errno: EINVAL (bad handle, range not inside the mapping), or
-/// msync's error, in which case nothing was lost: the lines stay dirty for the next sync.
+/// msync's error (ENOSPC, EIO, ...). A failed write-back is sticky: the kernel may have
+/// marked the pages clean although their data is not on disk, so a retry that succeeded
+/// would prove nothing; every later dax_sync of the mapping (any range) returns -1 with
+/// EIO, saying why in dax_errormsg(), until it is unmapped. The same holds when the file
+/// was shrunk under a pmem mapping with dirty lines past the new end: every line still
+/// backed by the file is written back, the pages past the end are lost (replaced by
+/// zero pages, never a SIGBUS that kills the process), and the call returns -1 with EIO.
+/// On the page cache a sync of a truncated range is one msync, which succeeds.
 #[no_mangle]
 pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
     guard(-1, || {
@@ -416,7 +440,9 @@ pub extern "C" fn dax_punch_hole(m: *mut dax_map_t, addr: *const c_void, len: si
 /// Copy len bytes from src into the mapping at dst and mark them for the next dax_sync
 /// (on pmem the body is written with non-temporal stores and needs only the sync's
 /// fence). Overlap is handled as by memmove. len 0 does nothing. Returns 0, or -1 with
-/// errno EINVAL (bad handle, NULL pointer, dst range not inside the mapping).
+/// errno EINVAL (bad handle, NULL pointer, dst range not inside the mapping), or EIO
+/// when part of dst lies past the end of a file shrunk under the mapping (what was
+/// written there is lost; the rest is copied; every later dax_sync fails, as there).
 #[no_mangle]
 pub extern "C" fn dax_memcpy(
     m: *mut dax_map_t,
@@ -433,13 +459,13 @@ pub extern "C" fn dax_memcpy(
         let _c = handle::Copying::new(m, "dax_memcpy")?;
         // SAFETY: dst is inside the mapping (checked), which stays mapped while the copy
         // is counted; src readable per the C contract.
-        unsafe { m.copy_in(dst as usize, src.cast(), len) };
+        unsafe { m.copy_in(dst as usize, src.cast(), len) }?;
         Ok(0)
     })
 }
 
 /// Fill len bytes of the mapping at dst with (unsigned char)c and mark them, as
-/// dax_memcpy(). Returns 0, or -1 with errno EINVAL.
+/// dax_memcpy(). Returns 0, or -1 with errno EINVAL or EIO (as dax_memcpy()).
 #[no_mangle]
 pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len: size_t) -> c_int {
     with_map(m, "dax_memset", -1, |m| {
@@ -450,7 +476,7 @@ pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len:
         let _c = handle::Copying::new(m, "dax_memset")?;
         // SAFETY: dst is inside the mapping (checked), which stays mapped while the fill
         // is counted.
-        unsafe { m.fill_in(dst as usize, c as u8, len) };
+        unsafe { m.fill_in(dst as usize, c as u8, len) }?;
         Ok(0)
     })
 }
@@ -707,9 +733,15 @@ pub const DAX_ADOPT_MAP_SYNC: c_uint = 0x10000;
 /// dax_find() finds it, dax_sync() syncs it (user-space write-back if it is pmem, else
 /// msync), and dax_unmap() unmaps it. Pass DAX_ADOPT_MAP_SYNC if it was mapped with
 /// MAP_SYNC (the library cannot tell), plus one DAX_TRACK_* mode. The library keeps a
-/// duplicate of fd. Returns a handle, or NULL with errno EINVAL (unaligned or NULL addr,
-/// len 0, unaligned offset, unknown flags, not a regular file or device DAX), EBADF,
-/// EACCES (fd not open read-write), EEXIST (the range overlaps a daxpmem mapping).
+/// duplicate of fd. The range is checked against what the kernel maps there
+/// (/proc/self/maps): every page of it must be mapped shared, readable and writable,
+/// from that very file (device and inode of fd) at the file offset matching `offset`.
+/// Returns a handle, or NULL with errno EINVAL (unaligned or NULL addr, len 0,
+/// unaligned offset, unknown flags, not a regular file or device DAX, a range that is
+/// not such a mapping: private or anonymous memory, a stack, a read-only or private
+/// mapping, another file or offset, a length past the mapping), EBADF, EACCES (fd not
+/// open read-write), EEXIST (the range overlaps a daxpmem mapping). Device DAX: only
+/// shared, read-write and no gap are checked.
 #[no_mangle]
 pub extern "C" fn dax_adopt(
     addr: *mut c_void,
@@ -773,13 +805,19 @@ pub extern "C" fn daxpmem_counter(id: c_uint, n: u64) -> u64 {
     guard(u64::MAX, || crate::sync::counter(id, n))
 }
 
-/// Install a signal action through daxpmem when its tracking handler is in place: for
-/// SIGSEGV while a DAX_TRACK_MPROTECT mapping exists, the library's handler stays first
-/// and passes every fault it does not own to `act` (stored, not installed), and *oldact
-/// gets the action it passed faults to before. Returns 0 when handled that way, 1 when
+/// Install a signal action through daxpmem when its handler is in place: for SIGSEGV
+/// once a DAX_TRACK_MPROTECT mapping was made, and for SIGBUS once any mapping was made
+/// (the library's SIGBUS handler turns a page lost under dax_sync/dax_memcpy/dax_memset
+/// to a file shrunk under the mapping into EIO), the library's handler stays first and
+/// passes every signal it does not own to `act` (stored, not installed), and *oldact
+/// gets the action it passed them to before. Returns 0 when handled that way, 1 when
 /// daxpmem has no handler for `sig` (then call the real sigaction yourself), -1 with
-/// errno on error. For programs that install SIGSEGV handlers after mapping with
-/// tracking, and for the LD_PRELOAD library's sigaction/signal.
+/// errno on error. For programs that install SIGSEGV or SIGBUS handlers after mapping,
+/// and for the LD_PRELOAD library's sigaction/signal. The chained action runs with the
+/// mask the kernel would give it (the interrupted mask and its sa_mask) except that
+/// SIGSEGV and SIGBUS are never blocked; to SIG_DFL a fault is passed by restoring the
+/// default (the access faults again), a signal sent by kill/raise/sigqueue by
+/// restoring the default and sending it again.
 #[no_mangle]
 pub extern "C" fn dax_chain_sigaction(
     sig: c_int,
@@ -788,8 +826,13 @@ pub extern "C" fn dax_chain_sigaction(
 ) -> c_int {
     guard(-1, || {
         // SAFETY: per the C contract act is NULL or valid and oldact NULL or writable.
-        unsafe { crate::track::chain_sigaction(sig, act, oldact) }
-            .map(|handled| if handled { 0 } else { 1 })
+        unsafe { crate::signals::chain_sigaction(sig, act, oldact) }.map(|handled| {
+            if handled {
+                0
+            } else {
+                1
+            }
+        })
     })
 }
 

@@ -32,6 +32,7 @@ pub mod pmem;
 pub mod registry;
 #[cfg(feature = "seam")]
 pub mod seam;
+pub mod signals;
 pub mod sync;
 pub mod sys;
 pub mod track;

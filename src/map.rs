@@ -11,6 +11,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
 
 /// Flags of `dax_map` / `dax_map_fd` (the C constants have the same values).
 pub(crate) const CREATE: u32 = 1;
@@ -126,7 +127,21 @@ pub struct Mapping {
     pub owns_memory: std::sync::atomic::AtomicBool,
     /// DAX_TRACK_UFFD: the mapping's userfaultfd and pagemap descriptors.
     pub uffd: crate::uffd::State,
+    /// A write-back of this mapping failed (sticky until unmap: every later sync fails
+    /// with EIO): FAILED_MSYNC, FAILED_LOST_PAGES bits; see `failure`.
+    pub failed: AtomicU32,
+    /// The errno of the first failed msync / fdatasync.
+    pub failed_errno: AtomicI32,
+    /// Pages the SIGBUS handler replaced because the file no longer backed them.
+    pub lost_pages: AtomicU64,
+    /// The thread (`signals::thread_id`) writing the mapping back right now (under the
+    /// sync lock), 0 for none: a SIGBUS on that thread in the mapping is a lost page.
+    pub writer: AtomicUsize,
 }
+
+/// `Mapping::failed` bits.
+pub(crate) const FAILED_MSYNC: u32 = 1;
+pub(crate) const FAILED_LOST_PAGES: u32 = 2;
 
 /// Scratch space reused by the syncs of a mapping (under `sync_lock`).
 #[derive(Default)]
@@ -194,6 +209,50 @@ impl Mapping {
     pub fn drain_log_to_index(&self) {
         self.log.drain(|f, c| self.index.mark(f, f + c));
     }
+
+    /// Record a failed msync / fdatasync: every later sync fails (`failure`).
+    pub fn note_write_back_failure(&self, errno: i32) {
+        let _ = self
+            .failed_errno
+            .compare_exchange(0, errno, Relaxed, Relaxed);
+        self.failed.fetch_or(FAILED_MSYNC, Relaxed);
+    }
+
+    /// Record a page the file no longer backs (async-signal-safe: the SIGBUS handler).
+    pub fn note_lost_page(&self) {
+        self.lost_pages.fetch_add(1, Relaxed);
+        self.failed.fetch_or(FAILED_LOST_PAGES, Relaxed);
+    }
+
+    /// Err(EIO) if a write-back of this mapping ever failed (sticky until unmap).
+    #[inline]
+    pub fn check_failed(&self, what: &str) -> Result<()> {
+        match self.failed.load(Relaxed) {
+            0 => Ok(()),
+            f => Err(self.failure(what, f)),
+        }
+    }
+
+    #[cold]
+    fn failure(&self, what: &str, f: u32) -> Error {
+        let mut msg = format!("{what}: this mapping's data may not be durable, and every sync of it fails until it is unmapped:");
+        if f & FAILED_MSYNC != 0 {
+            let e = self.failed_errno.load(Relaxed);
+            msg += &format!(
+                " a write-back of it failed before ({}: {}), and the kernel may have marked the pages clean;",
+                if self.pmem { "msync/fdatasync" } else { "msync" },
+                std::io::Error::from_raw_os_error(e)
+            );
+        }
+        if f & FAILED_LOST_PAGES != 0 {
+            msg += &format!(
+                " {} page(s) of it lay past the end of its file (the file was shrunk under the mapping): what was written there is lost;",
+                self.lost_pages.load(Relaxed)
+            );
+        }
+        msg.pop();
+        Error::new(libc::EIO, msg)
+    }
 }
 
 impl Drop for Mapping {
@@ -258,7 +317,7 @@ pub fn open_path(
             ))
         })?;
         let len = if len == 0 { size } else { len };
-        check_devdax_len(&name, len, size, align)?;
+        check_devdax_len(&format!("dax_map({name})"), len, size, align)?;
         return Ok((fd, len));
     }
     if ftype != libc::S_IFREG {
@@ -355,12 +414,12 @@ pub fn devdax_geometry(st: &libc::stat) -> Option<(usize, usize)> {
 fn check_devdax_len(name: &str, len: usize, size: usize, align: usize) -> Result<()> {
     if len > size {
         return Err(Error::inval(format!(
-            "dax_map({name}): length {len} exceeds the device size {size}"
+            "{name}: length {len} exceeds the device size {size}"
         )));
     }
     if !len.is_multiple_of(align) {
         return Err(Error::inval(format!(
-            "dax_map({name}): device DAX needs a length that is a multiple of its alignment ({align})"
+            "{name}: device DAX needs a length that is a multiple of its alignment ({align})"
         )));
     }
     Ok(())
@@ -513,6 +572,9 @@ fn build(
     track: Track,
     name: &str,
 ) -> Result<Mapping> {
+    // A write-back, copy or fill that meets a page the file no longer backs fails with
+    // EIO instead of killing the process (signals.rs).
+    crate::signals::install_bus().map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
     let c = cpu::config();
     let real = kind.map_sync || kind.devdax;
     let pmem = !c.force_not_pmem && (real || c.force_pmem);
@@ -569,6 +631,10 @@ impl Mapping {
             copies: Default::default(),
             owns_memory: std::sync::atomic::AtomicBool::new(true),
             uffd,
+            failed: AtomicU32::new(0),
+            failed_errno: AtomicI32::new(0),
+            lost_pages: AtomicU64::new(0),
+            writer: AtomicUsize::new(0),
         })
     }
 }
@@ -605,6 +671,7 @@ pub fn adopt(
             "{name}: not a regular file or device DAX"
         )));
     }
+    check_adopted_range(addr, len, &st, offset, devdax)?;
     let file_dax = devdax || file_is_dax(fd.as_raw_fd()) == Some(true);
     let track = crate::track::resolve(Track::from_flags(flags)?, file_dax || mapped_sync)
         .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
@@ -615,6 +682,86 @@ pub fn adopt(
         forced: false,
     };
     build(addr, len, offset, fd, kind, track, name)
+}
+
+/// dax_adopt: what the kernel maps at [addr, addr+len) (/proc/self/maps) must be shared,
+/// readable and writable mappings of the file `st`, at the file offset that matches
+/// `offset`, with no gap. Device DAX: shared, readable, writable and no gap only (its
+/// VMAs were not checked against a real device here; kept permissive).
+fn check_adopted_range(
+    addr: usize,
+    len: usize,
+    st: &libc::stat,
+    offset: u64,
+    devdax: bool,
+) -> Result<()> {
+    let name = "dax_adopt";
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(|e| Error::from_io(format!("{name}: reading /proc/self/maps"), &e))?;
+    let end = addr + len;
+    let bad = |why: String| {
+        Err(Error::inval(format!(
+            "{name}: {addr:#x}+{len} is not a shared, writable mapping of this file at offset {offset}: {why}"
+        )))
+    };
+    let mut at = addr;
+    for l in maps.lines() {
+        let mut f = l.split_ascii_whitespace();
+        let (Some(range), Some(perms), Some(off), Some(dev), Some(ino)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if b <= at {
+            continue;
+        }
+        if a > at {
+            return bad(format!("nothing is mapped at {at:#x}"));
+        }
+        let p = perms.as_bytes();
+        if p.len() < 4 || p[0] != b'r' || p[1] != b'w' || p[3] != b's' {
+            return bad(format!(
+                "{a:#x}-{b:#x} is mapped {perms} (needs rw and shared: 'rw?s')"
+            ));
+        }
+        if !devdax {
+            let (maj, min) = dev.split_once(':').unwrap_or(("", ""));
+            let same_file = u32::from_str_radix(maj, 16).ok() == Some(libc::major(st.st_dev))
+                && u32::from_str_radix(min, 16).ok() == Some(libc::minor(st.st_dev))
+                && ino.parse::<u64>().ok() == Some(st.st_ino);
+            // maps shows the superblock's device, which stat does not on btrfs
+            // subvolumes or overlayfs: then ask the mapped file itself.
+            let same_file = same_file || {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata(format!("/proc/self/map_files/{range}"))
+                    .is_ok_and(|md| md.dev() == st.st_dev && md.ino() == st.st_ino)
+            };
+            if !same_file {
+                return bad(format!(
+                    "{a:#x}-{b:#x} maps another file (device {dev}, inode {ino})"
+                ));
+            }
+            let vma_off = u64::from_str_radix(off, 16).unwrap_or(u64::MAX);
+            // The file offset the VMA maps at `addr` (or at its own start, past addr).
+            let want = offset as i128 + a as i128 - addr as i128;
+            if vma_off as i128 != want {
+                return bad(format!(
+                    "{a:#x}-{b:#x} maps the file from offset {vma_off:#x}, not {want:#x}"
+                ));
+            }
+        }
+        at = b;
+        if at >= end {
+            return Ok(());
+        }
+    }
+    bad(format!("nothing is mapped at {at:#x}"))
 }
 
 /// Duplicate a caller's fd (close-on-exec) so the mapping keeps its own.
@@ -659,6 +806,44 @@ pub fn fd_len(fd: &OwnedFd, offset: u64) -> Result<usize> {
         )));
     }
     Ok((size - offset) as usize)
+}
+
+/// dax_map_fd: what dax_map checks of a path, for a descriptor: a regular file long
+/// enough for [offset, offset+len), or a device DAX that holds it with a length that is
+/// a multiple of its alignment; anything else is EINVAL.
+pub fn check_fd_range(fd: &OwnedFd, offset: u64, len: usize) -> Result<()> {
+    let name = "dax_map_fd";
+    let st = fstat(fd, name)?;
+    let end = offset.checked_add(len as u64).ok_or_else(|| {
+        Error::inval(format!(
+            "{name}: offset {offset} + length {len} wraps around"
+        ))
+    })?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => {
+            let size = st.st_size as u64;
+            if end > size {
+                return Err(Error::inval(format!(
+                    "{name}: offset {offset} + length {len} is beyond the end of the file ({size} bytes)"
+                )));
+            }
+            Ok(())
+        }
+        libc::S_IFCHR => {
+            let (size, align) = devdax_geometry(&st).ok_or_else(|| {
+                Error::inval(format!("{name}: a character device that is not device DAX"))
+            })?;
+            if end > size as u64 {
+                return Err(Error::inval(format!(
+                    "{name}: offset {offset} + length {len} exceeds the device size {size}"
+                )));
+            }
+            check_devdax_len(name, len, size, align)
+        }
+        _ => Err(Error::inval(format!(
+            "{name}: not a regular file or device DAX"
+        ))),
+    }
 }
 
 /// Check the flags `dax_map_fd` accepts.
@@ -714,10 +899,14 @@ impl Mapping {
     /// body needs only the sync's fence, so only the head and tail lines are marked; on
     /// the page cache everything is marked (one msync covers it).
     ///
+    /// Fails with EIO when part of the destination lies past the end of the file (shrunk
+    /// under the mapping): that page is lost (signals.rs), the rest is copied.
+    ///
     /// # Safety
     /// `[dst, dst+len)` is inside the mapping (checked by the caller) and `src` is
     /// readable for `len` bytes.
-    pub unsafe fn copy_in(&self, dst: usize, src: *const u8, len: usize) {
+    pub unsafe fn copy_in(&self, dst: usize, src: *const u8, len: usize) -> Result<()> {
+        let op = crate::signals::enter(self);
         if self.pmem {
             let c = cpu::config();
             // SAFETY: per the contract.
@@ -730,13 +919,28 @@ impl Mapping {
             unsafe { std::ptr::copy(src, dst as *mut u8, len) };
             self.mark(dst, len);
         }
+        self.lost_in(op, "dax_memcpy")
+    }
+
+    /// EIO if a page was lost during the operation `op` (copy_in, fill_in).
+    fn lost_in(&self, op: crate::signals::InOp, what: &str) -> Result<()> {
+        if op.finish() {
+            return Err(Error::new(
+                libc::EIO,
+                format!(
+                    "{what}: part of the destination lies past the end of the file (it was shrunk under the mapping): what was written there is lost, and every sync of the mapping fails until it is unmapped"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Fill part of the mapping and mark it, as `copy_in`.
     ///
     /// # Safety
     /// `[dst, dst+len)` is inside the mapping (checked by the caller).
-    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) {
+    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) -> Result<()> {
+        let op = crate::signals::enter(self);
         if self.pmem {
             let c = cpu::config();
             // SAFETY: per the contract.
@@ -749,6 +953,7 @@ impl Mapping {
             unsafe { (dst as *mut u8).write_bytes(val, len) };
             self.mark(dst, len);
         }
+        self.lost_in(op, "dax_memset")
     }
 }
 
@@ -775,6 +980,14 @@ impl Mapping {
             uffd,
             "splitting a mapping",
         )?;
+        // A failure is the pieces' too.
+        piece.failed.store(self.failed.load(Relaxed), Relaxed);
+        piece
+            .failed_errno
+            .store(self.failed_errno.load(Relaxed), Relaxed);
+        piece
+            .lost_pages
+            .store(self.lost_pages.load(Relaxed), Relaxed);
         // Allocated first, so no failure can drop the lines moved here.
         let (lo, hi) = self.lines_of(addr, len);
         self.index

@@ -51,7 +51,7 @@ pub(crate) fn fence() {
     });
 }
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 
 static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -71,15 +71,19 @@ pub(crate) fn sync_end() {
     });
 }
 
-static MSYNC_FAIL: AtomicI32 = AtomicI32::new(0);
+thread_local! {
+    static MSYNC_FAIL: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
 
-/// Make every dax_sync msync fail with `errno` (0: stop failing).
+/// Make every dax_sync msync on this thread fail with `errno` (0: stop failing). Per
+/// thread, so tests running in parallel never see another test's failures (a failed
+/// msync is sticky: it would fail every later sync of their mappings).
 pub fn fail_msync(errno: i32) {
-    MSYNC_FAIL.store(errno, Ordering::SeqCst);
+    MSYNC_FAIL.with(|f| f.set(errno));
 }
 
 pub(crate) fn msync_failure() -> Option<i32> {
-    match MSYNC_FAIL.load(Ordering::SeqCst) {
+    match MSYNC_FAIL.with(|f| f.get()) {
         0 => None,
         e => Some(e),
     }

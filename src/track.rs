@@ -8,12 +8,13 @@
 //! and its take, and no store is lost (a store after the protect faults and is marked
 //! for the next sync).
 //!
-//! The handler is installed once, is async-signal-safe (atomics, raw system calls, no
-//! allocation; the only lock it takes is the fault lock, which the collector holds for
-//! a protect and a take with signals blocked), finds the mapping through the lock-free
-//! registry, and passes every fault that is not a write to a tracked page to the action
-//! that was installed before it (or the default action), so a program's own segfaults
-//! behave as without the library.
+//! The handler (signals.rs) is installed once, is async-signal-safe (atomics, raw system
+//! calls, no allocation; the only lock it takes is the fault lock, which the collector
+//! holds for a protect and a take with signals blocked, and no other handler can
+//! interrupt it), finds the mapping through the lock-free registry, and passes every
+//! fault that is not a write to a tracked page to the action that was installed before
+//! it (or the default action), so a program's own segfaults behave as without the
+//! library.
 //!
 //! Every page fault splits a VMA; the handler coarsens (2 MiB, then the whole mapping)
 //! long before `vm.max_map_count`. A write never fails because of a limit: over-marking
@@ -22,11 +23,9 @@
 use crate::error::{Error, Result};
 use crate::map::{Mapping, Track};
 use crate::{registry, sys};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 const PAGE: usize = sys::PAGE;
-/// si_code of a fault on a page whose protection forbids the access.
-const SEGV_ACCERR: i32 = 2;
 const HUGE: usize = 2 << 20;
 /// Writable runs opened by faults in the whole process, above which faults open 2 MiB
 /// at a time, and above which a fault opens its whole mapping (each run costs up to
@@ -79,140 +78,10 @@ fn auto(_dax: bool) -> Track {
 }
 
 // ---------------------------------------------------------------------------------
-// The SIGSEGV handler
-
-static INSTALLED: AtomicBool = AtomicBool::new(false);
-/// The action faults that are not ours go to (what was installed before us, or what
-/// the program installed since through dax_chain_sigaction). Leaked boxes: an old one
-/// may still be read by a handler running on another thread.
-static CHAIN: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut());
-
-extern "C" {
-    /// glibc's public alias of sigaction: the preload library interposes `sigaction`,
-    /// and the core must reach the real one.
-    fn __sigaction(
-        sig: libc::c_int,
-        act: *const libc::sigaction,
-        old: *mut libc::sigaction,
-    ) -> libc::c_int;
-}
-
-/// Install the handler once (idempotent, thread-safe).
-pub fn install() -> Result<()> {
-    static INSTALLING: crate::lock::Mutex<()> = crate::lock::Mutex::new(());
-    if INSTALLED.load(SeqCst) {
-        return Ok(());
-    }
-    let _g = INSTALLING.lock().map_err(|_| {
-        Error::new(
-            libc::EDEADLK,
-            "installing the tracking handler: re-entered from a signal handler",
-        )
-    })?;
-    if INSTALLED.load(SeqCst) {
-        return Ok(());
-    }
-    // SAFETY: zeroed sigaction structs are valid; __sigaction reads act and writes old.
-    unsafe {
-        let mut act: libc::sigaction = std::mem::zeroed();
-        act.sa_sigaction = on_segv as *const () as usize;
-        act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-        libc::sigemptyset(&mut act.sa_mask);
-        let mut old: libc::sigaction = std::mem::zeroed();
-        if __sigaction(libc::SIGSEGV, &act, &mut old) != 0 {
-            return Err(Error::last_os("installing the tracking SIGSEGV handler"));
-        }
-        CHAIN.store(Box::into_raw(Box::new(old)), SeqCst);
-    }
-    INSTALLED.store(true, SeqCst);
-    Ok(())
-}
-
-/// For a program (or the preload library's `sigaction`) installing a SIGSEGV action
-/// while the tracking handler is in place: the handler stays first and chains to `act`.
-/// Returns Ok(true) when handled (`old` gets the previous chained action), Ok(false)
-/// when the library has no handler for `sig` (the caller installs it for real).
-///
-/// # Safety
-/// `act` is NULL or a valid action; `old` is NULL or writable.
-pub unsafe fn chain_sigaction(
-    sig: i32,
-    act: *const libc::sigaction,
-    old: *mut libc::sigaction,
-) -> Result<bool> {
-    if sig != libc::SIGSEGV || !INSTALLED.load(SeqCst) {
-        return Ok(false);
-    }
-    let cur = CHAIN.load(SeqCst);
-    if !old.is_null() && !cur.is_null() {
-        // SAFETY: old is the caller's out-pointer; cur a leaked, never-freed action.
-        unsafe { old.write(cur.read()) };
-    }
-    if !act.is_null() {
-        // SAFETY: act points to the caller's action; copied into a leaked box.
-        let b = Box::into_raw(Box::new(unsafe { act.read() }));
-        CHAIN.store(b, SeqCst);
-    }
-    Ok(true)
-}
-
-extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let saved = crate::error::errno();
-    // A panic must not unwind through the signal frame.
-    let ours = std::panic::catch_unwind(|| {
-        // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
-        let (code, addr, write) = unsafe {
-            let uc = ctx as *const libc::ucontext_t;
-            let err = (*uc).uc_mcontext.gregs[libc::REG_ERR as usize];
-            ((*info).si_code, (*info).si_addr() as usize, err & 2 != 0)
-        };
-        code == SEGV_ACCERR && write && on_write_fault(addr)
-    })
-    .unwrap_or(false);
-    crate::error::set_errno(saved);
-    if !ours {
-        chain(sig, info, ctx);
-    }
-}
-
-/// Pass a fault on to the chained action; for the default action (or ignore, which
-/// the kernel does not honour for a fault) restore the default so that returning
-/// re-executes the access and the process dies of it as it would have.
-fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let p = CHAIN.load(SeqCst);
-    // SAFETY: p is a leaked, never-freed action (or null).
-    let act = if p.is_null() {
-        None
-    } else {
-        // SAFETY: as above.
-        Some(unsafe { p.read() })
-    };
-    match act {
-        Some(a) if a.sa_sigaction != libc::SIG_DFL && a.sa_sigaction != libc::SIG_IGN => {
-            if a.sa_flags & libc::SA_SIGINFO != 0 {
-                // SAFETY: the program installed this SA_SIGINFO handler for SIGSEGV.
-                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                    unsafe { std::mem::transmute(a.sa_sigaction) };
-                f(sig, info, ctx);
-            } else {
-                // SAFETY: the program installed this plain handler for SIGSEGV.
-                let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(a.sa_sigaction) };
-                f(sig);
-            }
-        }
-        _ => {
-            // SAFETY: a zeroed action is SIG_DFL with an empty mask.
-            unsafe {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                __sigaction(libc::SIGSEGV, &dfl, std::ptr::null_mut());
-            }
-        }
-    }
-}
+// The SIGSEGV handler's work (the handler itself is in signals.rs)
 
 /// The write fault at `addr`: ours if it is in a mapping tracked by mprotect.
-fn on_write_fault(addr: usize) -> bool {
+pub(crate) fn on_write_fault(addr: usize) -> bool {
     match registry::find(addr) {
         Some(m) if m.track == Track::Mprotect => open_page(&m, addr),
         _ => false,
@@ -269,7 +138,7 @@ pub fn arm(m: &Mapping) -> Result<()> {
         return crate::uffd::arm(m);
     }
     if m.track == Track::Mprotect {
-        install()?;
+        crate::signals::install_segv()?;
         // SAFETY: the whole mapping is ours; reads stay allowed.
         unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ) }
             .map_err(|e| Error::new(e.errno, format!("DAX_TRACK_MPROTECT: {}", e.msg)))?;

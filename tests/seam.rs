@@ -249,12 +249,126 @@ fn failed_msync_keeps_the_dirty_lines() {
     assert_eq!(r.unwrap_err().errno, libc::EIO);
     assert_eq!(m.index.count(0, m.index.len()), dirty, "the bits went back");
     assert_eq!(m.counters.msync_calls.load(SeqCst), 1);
-    daxpmem::sync::sync(&m, m.addr, len).unwrap();
+    // The retry msyncs them again, but the failure is sticky (see the next test).
+    assert_eq!(
+        daxpmem::sync::sync(&m, m.addr, len).unwrap_err().errno,
+        libc::EIO
+    );
     assert_eq!(m.index.count(0, m.index.len()), 0);
     assert_eq!(m.counters.msync_calls.load(SeqCst), 2);
     // Clean: no msync at all.
-    daxpmem::sync::sync(&m, m.addr, len).unwrap();
+    assert!(daxpmem::sync::sync(&m, m.addr, len).is_err());
     assert_eq!(m.counters.msync_calls.load(SeqCst), 2);
+}
+
+/// After a failed msync the kernel may have marked the pages clean although their data
+/// is not on disk: a retry that succeeds proves nothing. Every later sync of the
+/// mapping fails with EIO, whatever the first error was, until it is unmapped.
+#[test]
+fn a_failed_msync_is_sticky_until_unmap() {
+    let len = 1 << 20;
+    let m = shm_mapping("msyncsticky", len, false);
+    let other = shm_mapping("msyncsticky-other", len, false);
+    for mm in [&m, &other] {
+        // SAFETY: inside the mapping.
+        unsafe { (mm.addr as *mut u8).write(1) };
+        mm.mark(mm.addr, 1);
+    }
+    seam::fail_msync(libc::ENOSPC);
+    let e = daxpmem::sync::sync(&m, m.addr, len).unwrap_err();
+    seam::fail_msync(0);
+    assert_eq!(
+        e.errno,
+        libc::ENOSPC,
+        "the first failure reports msync's own error"
+    );
+    for round in 0..3 {
+        if round == 1 {
+            // SAFETY: inside the mapping.
+            unsafe { ((m.addr + 8192) as *mut u8).write(2) };
+            m.mark(m.addr + 8192, 1);
+        }
+        let e = daxpmem::sync::sync(&m, m.addr, len).unwrap_err();
+        assert_eq!(e.errno, libc::EIO, "round {round}: {}", e.msg);
+        assert!(e.msg.contains("failed before"), "{}", e.msg);
+        // A part of the mapping too.
+        let e = daxpmem::sync::sync(&m, m.addr + 4096, 4096).unwrap_err();
+        assert_eq!(e.errno, libc::EIO);
+    }
+    // Another mapping is not affected.
+    daxpmem::sync::sync(&other, other.addr, len).unwrap();
+    // Pmem: a failure the library detects (the page-cache msync of DAX_TRACK_KERNEL).
+    let k = mapping_in("/dev/shm", "msyncsticky-k", len, 1, 0x300, true);
+    // SAFETY: inside the mapping.
+    unsafe { (k.addr as *mut u8).write(1) };
+    k.mark(k.addr, 1);
+    seam::fail_msync(libc::EIO);
+    assert!(daxpmem::sync::sync(&k, k.addr, len).is_err());
+    seam::fail_msync(0);
+    assert_eq!(
+        daxpmem::sync::sync(&k, k.addr, len).unwrap_err().errno,
+        libc::EIO
+    );
+}
+
+/// The file shrinks under a pmem mapping with dirty lines: the write-back of a line past
+/// the new end raises SIGBUS. The sync must not die of it: it writes back every line
+/// still backed by the file, then fails with EIO, and so does every later sync; a copy
+/// or fill into the lost part fails with EIO too.
+#[test]
+fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
+    use std::os::fd::AsRawFd;
+    let len = 1 << 20;
+    let keep = 256 << 10;
+    let m = mapping_in("/dev/shm", "truncated", len, 1, 0, true);
+    let fd = m.fd.as_ref().unwrap().as_raw_fd();
+    // The handler finds the mapping through the registry.
+    let h = daxpmem::handle::new(m).unwrap();
+    let r = daxpmem::handle::get(h, "test").unwrap();
+    let m: &Mapping = &r;
+    let line = m.line;
+    let mut want = Vec::new();
+    for off in (0..len).step_by(4096) {
+        // SAFETY: inside the mapping, still backed by the file.
+        unsafe { ((m.addr + off) as *mut u8).write(7) };
+        m.mark(m.addr + off, 1);
+        want.push(m.addr + off);
+    }
+    // SAFETY: fd is the mapping's own descriptor.
+    assert_eq!(unsafe { libc::ftruncate(fd, keep as libc::off_t) }, 0);
+    // The copy and fill paths, into pages past the new end.
+    let src = [1u8; 1000];
+    for (off, n) in [(keep + 100, 1000usize), (len - 4096 * 3 + 10, 300)] {
+        // SAFETY: inside the mapping; src readable.
+        let e = unsafe { m.copy_in(m.addr + off, src.as_ptr(), n) }.unwrap_err();
+        assert_eq!(e.errno, libc::EIO);
+        assert!(e.msg.contains("past the end"), "{}", e.msg);
+    }
+    // SAFETY: inside the mapping.
+    let e = unsafe { m.fill_in(m.addr + len - 4096 * 7, 3, 5000) }.unwrap_err();
+    assert_eq!(e.errno, libc::EIO);
+    // Inside the file: fine.
+    // SAFETY: inside the mapping and the file.
+    unsafe { m.copy_in(m.addr + 64, src.as_ptr(), 1000) }.unwrap();
+    seam::start();
+    let e = daxpmem::sync::sync(m, m.addr, len).unwrap_err();
+    let got = lines_of(&seam::take());
+    assert_eq!(e.errno, libc::EIO, "{}", e.msg);
+    assert!(e.msg.contains("past the end"), "{}", e.msg);
+    // Every line below the new end was handed to the instruction (and the others too:
+    // the loop went on past each lost page), each once.
+    for a in &want {
+        assert!(got.contains(a), "line {:#x} not written back", a);
+    }
+    let uniq: BTreeSet<_> = got.iter().collect();
+    assert_eq!(uniq.len(), got.len(), "a line written back twice");
+    assert!(got
+        .iter()
+        .all(|&a| a % line == 0 && a >= m.addr && a < m.addr + len));
+    let e = daxpmem::sync::sync(m, m.addr, 4096).unwrap_err();
+    assert_eq!(e.errno, libc::EIO, "sticky");
+    drop(r);
+    daxpmem::handle::unmap(h).unwrap();
 }
 
 #[test]
