@@ -366,7 +366,8 @@ dax_map_t *dax_map_fd(int fd, off_t offset, size_t len, unsigned int flags);
  * Unmap and release a mapping. Does not sync: dirty data not yet synced is left to the
  * kernel's own write-back (page cache) or the CPU caches (pmem), as after munmap.
  * If another thread is still inside a call on this mapping, the memory is unmapped when
- * that call returns (the address range stays reserved until then).
+ * that call returns (the address range stays reserved until then; after one of the
+ * async-signal-safe calls, at the next daxpmem call that is not one).
  * Returns 0, or -1 with errno EINVAL (NULL), EBADF (not a live handle: unmapped already,
  * however long ago, or never returned by dax_map; nothing is touched through it), or
  * EDEADLK (called from a signal handler that interrupted a dax_sync of this mapping on

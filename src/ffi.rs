@@ -322,7 +322,8 @@ pub extern "C" fn dax_map_fd(
 /// Unmap and release a mapping. Does not sync: dirty data not yet synced is left to the
 /// kernel's own write-back (page cache) or the CPU caches (pmem), as after munmap.
 /// If another thread is still inside a call on this mapping, the memory is unmapped when
-/// that call returns (the address range stays reserved until then).
+/// that call returns (the address range stays reserved until then; after one of the
+/// async-signal-safe calls, at the next daxpmem call that is not one).
 /// Returns 0, or -1 with errno EINVAL (NULL), EBADF (not a live handle: unmapped already,
 /// however long ago, or never returned by dax_map; nothing is touched through it), or
 /// EDEADLK (called from a signal handler that interrupted a dax_sync of this mapping on
@@ -407,6 +408,7 @@ pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: si
 #[no_mangle]
 pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
     guard(-1, || {
+        registry::reap_pending();
         let r = handle::get(m, "dax_sync")?;
         let (a, l) = if addr.is_null() && len == 0 {
             (r.addr, r.len)

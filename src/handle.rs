@@ -101,18 +101,24 @@ fn retire(r: &Ref, what: &'static str, before: impl FnOnce(&Mapping) -> Result<(
 /// reserved until then).
 pub fn unmap(h: *const Handle) -> Result<()> {
     let r = get(h, "dax_unmap")?;
-    retire(&r, "dax_unmap", |_| Ok(()))
+    let res = retire(&r, "dax_unmap", |_| Ok(()));
+    drop(r);
+    registry::reap_pending();
+    res
 }
 
 /// Forget: hand the memory back to the caller (writable, untracked), then retire the
 /// handle as `unmap` does, without unmapping or syncing.
 pub fn forget(h: *const Handle) -> Result<()> {
     let r = get(h, "dax_forget")?;
-    retire(&r, "dax_forget", |m| {
+    let res = retire(&r, "dax_forget", |m| {
         crate::track::disarm(m)?;
         m.owns_memory.store(false, SeqCst);
         Ok(())
-    })
+    });
+    drop(r);
+    registry::reap_pending();
+    res
 }
 
 thread_local! {
@@ -209,6 +215,8 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
             std::thread::yield_now();
         }
     }
+    // Mappings the scan above held last (without freeing) go now.
+    registry::reap_pending();
     // SAFETY: like munmap(2): the caller gives up the range.
     unsafe { crate::sys::munmap(addr, end - addr) }
 }

@@ -69,6 +69,9 @@ static SLOTS: [Slot; NSLOTS] = [EMPTY; NSLOTS];
 static HIGH: AtomicUsize = AtomicUsize::new(0);
 /// LIVE slots: a lookup in a process without any costs one load.
 static LIVE_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Retired mappings left for `reap` by async-signal-safe releases (a hint: `reap`
+/// finds them all).
+static ZOMBIES: AtomicUsize = AtomicUsize::new(0);
 
 /// One user of a live (or just retired) mapping: the mapping is not freed while it
 /// lives. Dropping it may free the mapping (see `no_reap`).
@@ -157,8 +160,12 @@ fn release(idx: usize, reap: bool) {
         }
     }
     let after = cur - USER;
-    if reap && after & (LIVE | BUSY | USERS) == 0 && after & OCC != 0 {
-        free(idx, after);
+    if after & (LIVE | BUSY | USERS) == 0 && after & OCC != 0 {
+        if reap {
+            free(idx, after);
+        } else {
+            ZOMBIES.fetch_add(1, Relaxed);
+        }
     }
 }
 
@@ -183,8 +190,19 @@ fn free(idx: usize, seen: u64) {
     }
 }
 
+/// Free every retired mapping no call uses any more, if an async-signal-safe call left
+/// one (one load otherwise): the ordinary calls end with this, so such a mapping's
+/// memory goes at the next one.
+#[inline]
+pub fn reap_pending() {
+    if ZOMBIES.load(Relaxed) != 0 {
+        reap();
+    }
+}
+
 /// Free every retired mapping no call uses any more (left by async-signal-safe calls).
 pub fn reap() {
+    ZOMBIES.store(0, Relaxed);
     let high = HIGH.load(Acquire);
     for (i, s) in SLOTS[..high].iter().enumerate() {
         let cur = s.state.load(Acquire);
@@ -348,4 +366,5 @@ pub fn after_fork_child(f: &mut dyn FnMut(&Mapping)) {
     }
     LIVE_COUNT.store(live, Relaxed);
     // Retired mappings without users are freed by the next ordinary call (reap).
+    ZOMBIES.store(1, Relaxed);
 }

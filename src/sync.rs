@@ -124,10 +124,7 @@ pub fn sync_ref(r: crate::registry::Ref, addr: usize, len: usize) -> Result<()> 
         ));
     }
     drop(r);
-    let res = sync_locked(m, addr, len, &mut scratch);
-    #[cfg(feature = "seam")]
-    crate::seam::sync_end();
-    res
+    sync_pinned(m, addr, len, &mut scratch)
 }
 
 /// The error of a call that needs a mapping's sync lock while this thread holds it
@@ -159,7 +156,12 @@ pub fn sync(m: &Mapping, addr: usize, len: usize) -> Result<()> {
             "dax_sync: the mapping was unmapped or split while the call waited",
         ));
     }
-    let r = sync_locked(m, addr, len, &mut scratch);
+    sync_pinned(m, addr, len, &mut scratch)
+}
+
+/// The sync proper, under the lock of a live mapping; then the sticky failure check.
+fn sync_pinned(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) -> Result<()> {
+    let r = sync_locked(m, addr, len, scratch);
     #[cfg(feature = "seam")]
     crate::seam::sync_end();
     r?;
