@@ -26,7 +26,7 @@ TPREFIX := $(TMP)/prefix
 TBIN    := $(TMP)/c-tests
 PKGENV   = PKG_CONFIG_PATH=$(TPREFIX)/lib/pkgconfig
 CWARN   := -Wall -Wextra -Werror -pedantic
-CTESTS  := test_flush test_map test_dax test_track test_uffd test_track_proc
+CTESTS  := test_flush test_map test_dax test_track test_uffd test_track_proc test_fds
 
 .PHONY: all build install uninstall test test-rust check-symbols check-header c-tests \
         demo bench test-dax header clean tmp-install c-tests-build test-unprivileged \
