@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::lock::{Mutex, SpinLock};
 use crate::sys;
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::AtomicUsize;
 
@@ -95,7 +95,9 @@ pub struct Mapping {
     pub addr: usize,
     pub len: usize,
     pub offset: u64,
-    pub fd: Option<OwnedFd>,
+    /// No file descriptor is kept: what needs the file after mapping goes through the
+    /// memory (`dax_punch_hole`: MADV_REMOVE + msync), so a mapping never holds one and
+    /// splitting it never needs a new one (DAX_TRACK_UFFD's own descriptors: uffd.rs).
     pub kind: Kind,
     /// A user-space write-back makes data durable (MAP_SYNC, device DAX or forced).
     pub pmem: bool,
@@ -245,7 +247,7 @@ pub fn open_path(
     // SAFETY: fd is a fresh descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let created_new = flags & EXCL != 0;
-    let st = fstat(&fd, &name)?;
+    let st = fstat(fd.as_fd(), &name)?;
     let ftype = st.st_mode & libc::S_IFMT;
     if ftype == libc::S_IFCHR {
         let (size, align) = devdax_geometry(&st).ok_or_else(|| {
@@ -291,7 +293,7 @@ pub fn open_path(
     Ok((fd, len))
 }
 
-fn fstat(fd: &OwnedFd, name: &str) -> Result<libc::stat> {
+fn fstat(fd: BorrowedFd<'_>, name: &str) -> Result<libc::stat> {
     // SAFETY: an all-zero stat is a valid out-buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd is open; st is a valid out-pointer.
@@ -406,8 +408,15 @@ pub fn map_sync_works(fd: i32, offset: u64) -> bool {
     }
 }
 
-/// Map `len` bytes of `fd` at `offset` for a new mapping.
-pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> Result<Mapping> {
+/// Map `len` bytes of `fd` at `offset` for a new mapping (the mapping keeps no
+/// descriptor: the caller's may be closed as soon as this returns).
+pub fn map_fd(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+    flags: u32,
+    name: &str,
+) -> Result<Mapping> {
     if len == 0 {
         return Err(Error::inval(format!("{name}: length 0")));
     }
@@ -418,7 +427,7 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
     }
     let requested = Track::from_flags(flags)?;
     let raw = fd.as_raw_fd();
-    let st = fstat(&fd, name)?;
+    let st = fstat(fd, name)?;
     let devdax = st.st_mode & libc::S_IFMT == libc::S_IFCHR && devdax_geometry(&st).is_some();
     let file_dax = devdax || file_is_dax(raw) == Some(true);
     let map_sync = !devdax && map_sync_works(raw, offset);
@@ -493,7 +502,7 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
         file_dax,
         forced: false,
     };
-    build(addr, len, offset, fd, kind, track, name).inspect_err(|_| {
+    build(addr, len, offset, kind, track, name).inspect_err(|_| {
         // SAFETY: the mapping was made just above and nothing else knows it.
         let _ = unsafe { sys::munmap(addr, len) };
     })
@@ -504,7 +513,6 @@ fn build(
     addr: usize,
     len: usize,
     offset: u64,
-    fd: OwnedFd,
     mut kind: Kind,
     track: Track,
     name: &str,
@@ -517,7 +525,6 @@ fn build(
         addr,
         len,
         offset,
-        Some(fd),
         kind,
         pmem,
         track,
@@ -533,7 +540,6 @@ impl Mapping {
         addr: usize,
         len: usize,
         offset: u64,
-        fd: Option<OwnedFd>,
         kind: Kind,
         pmem: bool,
         track: Track,
@@ -549,7 +555,6 @@ impl Mapping {
             addr,
             len,
             offset,
-            fd,
             kind,
             pmem,
             line,
@@ -568,13 +573,14 @@ impl Mapping {
     }
 }
 
-/// Adopt a shared mapping the caller made: [addr, addr+len) maps `fd` (our own
-/// duplicate) at `offset`; `mapped_sync` says whether it was mapped with MAP_SYNC.
+/// Adopt a shared mapping the caller made: [addr, addr+len) maps `fd` (the caller's,
+/// only looked at, not kept) at `offset`; `mapped_sync` says whether it was mapped with
+/// MAP_SYNC.
 /// The mapping becomes the library's: dax_unmap will unmap it.
 pub fn adopt(
     addr: usize,
     len: usize,
-    fd: OwnedFd,
+    fd: BorrowedFd<'_>,
     offset: u64,
     flags: u32,
     mapped_sync: bool,
@@ -593,7 +599,7 @@ pub fn adopt(
     if flags & !(TRACK_MASK | POPULATE) != 0 {
         return Err(Error::inval(format!("{name}: unknown flags {flags:#x}")));
     }
-    let st = fstat(&fd, name)?;
+    let st = fstat(fd, name)?;
     let devdax = st.st_mode & libc::S_IFMT == libc::S_IFCHR && devdax_geometry(&st).is_some();
     if !devdax && st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::inval(format!(
@@ -609,37 +615,39 @@ pub fn adopt(
         file_dax,
         forced: false,
     };
-    build(addr, len, offset, fd, kind, track, name)
+    build(addr, len, offset, kind, track, name)
 }
 
-/// Duplicate a caller's fd (close-on-exec) so the mapping keeps its own.
-pub fn dup_fd(fd: i32) -> Result<OwnedFd> {
+/// Check a caller's fd for `dax_map_fd` / `dax_adopt` (`what`): open, and read-write
+/// (a shared writable mapping needs O_RDWR). Nothing is duplicated: the mapping keeps no
+/// descriptor, so the caller may close its own at once.
+pub fn check_fd(fd: i32, what: &str) -> Result<BorrowedFd<'static>> {
     if fd < 0 {
         return Err(Error::new(
             libc::EBADF,
-            format!("dax_map_fd: bad file descriptor {fd}"),
+            format!("{what}: bad file descriptor {fd}"),
         ));
     }
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if d < 0 {
-        return Err(Error::last_os(format!("dax_map_fd: fd {fd}")));
-    }
-    // SAFETY: d is a fresh descriptor we own.
-    let own = unsafe { OwnedFd::from_raw_fd(d) };
     // SAFETY: F_GETFL only reads the descriptor's flags.
-    let fl = unsafe { libc::fcntl(d, libc::F_GETFL) };
-    if fl >= 0 && fl & libc::O_ACCMODE != libc::O_RDWR {
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Err(Error::last_os(format!("{what}: fd {fd}")));
+    }
+    if fl & libc::O_ACCMODE != libc::O_RDWR {
         return Err(Error::new(
             libc::EACCES,
-            format!("dax_map_fd: fd {fd} is not open read-write (a shared writable mapping needs O_RDWR)"),
+            format!(
+                "{what}: fd {fd} is not open read-write (a shared writable mapping needs O_RDWR)"
+            ),
         ));
     }
-    Ok(own)
+    // SAFETY: fd is open (F_GETFL succeeded) and the caller keeps it open for the call
+    // it passed it to; the borrow does not outlive that call.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
 /// The length `dax_map_fd` maps when given 0: from `offset` to the end of the file or device.
-pub fn fd_len(fd: &OwnedFd, offset: u64) -> Result<usize> {
+pub fn fd_len(fd: BorrowedFd<'_>, offset: u64) -> Result<usize> {
     let st = fstat(fd, "dax_map_fd")?;
     let size = match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => st.st_size as u64,
@@ -751,19 +759,11 @@ impl Mapping {
     /// A new mapping for `[addr, addr+len)`, a page-aligned part of this one, that adopts
     /// the memory and takes over the dirty lines there. Used to split a mapping.
     pub fn piece(&self, addr: usize, len: usize) -> Result<Mapping> {
-        let fd = match &self.fd {
-            Some(f) => Some(
-                f.try_clone()
-                    .map_err(|e| Error::from_io("splitting a mapping: dup", &e))?,
-            ),
-            None => None,
-        };
-        let uffd = self.uffd.piece()?;
+        let uffd = self.uffd.piece();
         let piece = Mapping::assemble(
             addr,
             len,
             self.offset + (addr - self.addr) as u64,
-            fd,
             self.kind,
             self.pmem,
             self.track,
