@@ -244,8 +244,10 @@ fn finish_map(m: Mapping) -> Result<*mut dax_map_t> {
 ///
 /// The mapping tries MAP_SHARED_VALIDATE|MAP_SYNC first (it works on a DAX filesystem)
 /// and falls back to MAP_SHARED; it is placed at a 2 MiB-aligned address (1 GiB for 2
-/// GiB and more) so the kernel can map huge pages. Flags: DAX_CREATE, DAX_EXCL,
-/// DAX_SPARSE, DAX_POPULATE, and one DAX_TRACK_* mode.
+/// GiB and more) so the kernel can map huge pages, where libpmem's pmem_map_file would
+/// place it (a reservation of len + the alignment; what is left free after the mapping
+/// is what libpmem leaves). Flags: DAX_CREATE, DAX_EXCL, DAX_SPARSE, DAX_POPULATE, and
+/// one DAX_TRACK_* mode.
 ///
 /// File descriptors: the file is closed before dax_map returns; no mapping keeps a
 /// descriptor of its file (dax_punch_hole works through the memory), and splitting a

@@ -408,6 +408,38 @@ pub fn map_sync_works(fd: i32, offset: u64) -> bool {
     }
 }
 
+/// Where a new mapping of `len` bytes of a file at `offset` goes, as libpmem places it
+/// (PMDK 1.12 `util_map_hint`, pmem2's `map_reserve`): reserve `len + align` bytes of
+/// address space wherever the kernel puts them, and map at the first address in the
+/// reservation that is congruent to `offset` modulo `align` (PMD faults need both
+/// aligned; for offset 0 that is libpmem's `roundup(reservation, align)`). `align` is
+/// 2 MiB, 1 GiB from 2 GiB up, or device DAX's own if larger. The caller maps over the
+/// reservation with MAP_FIXED and releases the rest (what libpmem's hint leaves free
+/// after the mapping is free here too). Returns (address, reservation, its length).
+pub(crate) fn place(len: usize, offset: u64, min_align: usize) -> Result<(usize, usize, usize)> {
+    let align = if len >= 2 * GIB { GIB } else { MIB2 }.max(min_align.next_power_of_two());
+    let rlen = len
+        .checked_add(sys::PAGE - 1)
+        .map(|l| l & !(sys::PAGE - 1))
+        .and_then(|l| l.checked_add(align))
+        .ok_or_else(|| Error::inval(format!("length {len} too large")))?;
+    // SAFETY: a fresh PROT_NONE reservation at a kernel-chosen address.
+    let res = unsafe {
+        sys::mmap(
+            0,
+            rlen,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    }
+    .map_err(|e| Error::new(e.errno, format!("reserving address space: {}", e.msg)))?;
+    let want = (offset % align as u64) as usize;
+    let addr = res + (want + align - res % align) % align;
+    Ok((addr, res, rlen))
+}
+
 /// Map `len` bytes of `fd` at `offset` for a new mapping (the mapping keeps no
 /// descriptor: the caller's may be closed as soon as this returns).
 pub fn map_fd(
@@ -428,36 +460,28 @@ pub fn map_fd(
     let requested = Track::from_flags(flags)?;
     let raw = fd.as_raw_fd();
     let st = fstat(fd, name)?;
-    let devdax = st.st_mode & libc::S_IFMT == libc::S_IFCHR && devdax_geometry(&st).is_some();
+    let geometry = (st.st_mode & libc::S_IFMT == libc::S_IFCHR)
+        .then(|| devdax_geometry(&st))
+        .flatten();
+    let devdax = geometry.is_some();
     let file_dax = devdax || file_is_dax(raw) == Some(true);
     let map_sync = !devdax && map_sync_works(raw, offset);
     let track = crate::track::resolve(requested, file_dax || map_sync)
         .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
-
-    // Reserve len + 2 alignments of address space, then place the file so that the
-    // address is congruent to the file offset modulo the alignment (PMD faults need both).
-    let align = if len >= 2 * GIB { GIB } else { MIB2 };
-    let rlen = len
-        .checked_add(2 * align)
-        .ok_or_else(|| Error::inval(format!("{name}: length {len} too large")))?;
-    // SAFETY: a fresh PROT_NONE reservation at a kernel-chosen address.
-    let res = unsafe {
-        sys::mmap(
-            0,
-            rlen,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    }
-    .map_err(|e| {
-        Error::new(
-            e.errno,
-            format!("{name}: reserving address space: {}", e.msg),
-        )
-    })?;
-    let addr = res.div_ceil(align) * align + (offset as usize % align);
+    let kind = Kind {
+        map_sync,
+        devdax,
+        file_dax,
+        forced: false,
+    };
+    // The index and the mark log (anonymous mappings) first: allocated after the
+    // mapping they would take the free space placement leaves after it, as libpmem's
+    // own bookkeeping (heap) does not. The Mapping owns no memory until it is mapped.
+    let mut m = build(0, len, offset, kind, track, name)?;
+    m.owns_memory
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (addr, res, rlen) = place(len, offset, geometry.map_or(0, |g| g.1))
+        .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
     let mut mflags = libc::MAP_FIXED;
     mflags |= if map_sync {
         MAP_SHARED_VALIDATE | MAP_SYNC
@@ -480,12 +504,16 @@ pub fn map_fd(
     };
     let trim = |keep: bool| {
         // SAFETY: releasing the parts of our own reservation around [addr, addr+len)
-        // (or all of it when the mapping failed).
+        // (or all of it when the mapping failed); empty parts are skipped.
         unsafe {
             if keep {
-                let _ = sys::munmap(res, addr - res);
-                let tail = addr + len;
-                let _ = sys::munmap(tail, res + rlen - tail);
+                if addr > res {
+                    let _ = sys::munmap(res, addr - res);
+                }
+                let tail = addr + sys::page_up(len);
+                if res + rlen > tail {
+                    let _ = sys::munmap(tail, res + rlen - tail);
+                }
             } else {
                 let _ = sys::munmap(res, rlen);
             }
@@ -496,16 +524,10 @@ pub fn map_fd(
         return Err(Error::new(e.errno, format!("{name}: {}", e.msg)));
     }
     trim(true);
-    let kind = Kind {
-        map_sync,
-        devdax,
-        file_dax,
-        forced: false,
-    };
-    build(addr, len, offset, kind, track, name).inspect_err(|_| {
-        // SAFETY: the mapping was made just above and nothing else knows it.
-        let _ = unsafe { sys::munmap(addr, len) };
-    })
+    m.addr = addr;
+    m.owns_memory
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(m)
 }
 
 /// The Mapping for memory already mapped at [addr, addr+len).
