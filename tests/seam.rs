@@ -126,7 +126,7 @@ fn mapping_in(
     let path = format!("{dir}/daxpmem-seam-{}-{name}", std::process::id());
     let c = std::ffi::CString::new(path.clone()).unwrap();
     let (fd, n) = map::open_path(&c, len, create_flags, 0o600).unwrap();
-    let mut m = map::map_fd(fd, 0, n, map_flags, "test").unwrap();
+    let mut m = map::map_fd(std::os::fd::AsFd::as_fd(&fd), 0, n, map_flags, "test").unwrap();
     let _ = std::fs::remove_file(&path);
     m.pmem = pmem;
     m
