@@ -5,6 +5,7 @@
 #                   against the library installed into a temporary prefix
 #   make install    PREFIX=/usr/local DESTDIR=   (make uninstall removes it again)
 #   make bench      benchmarks against PMDK's libpmem, as ratios
+#   make test-pmdk  PMDK 1.12.1's own libpmem tests against our libpmem.so.1 and Debian's
 #   make test-dax   the C tests inside a QEMU guest with a real fsdax filesystem
 #   make bench-dax  the sync benchmark in that guest; make test-devdax: device DAX
 #   make header     regenerate include/daxpmem.h from src/ffi.rs (cbindgen)
