@@ -6,6 +6,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=   (make uninstall removes it again)
 #   make bench      benchmarks against PMDK's libpmem, as ratios
 #   make torture    the torture suite of issue 13 (c-tests/torture), also run by make test
+#   make test-pmdk  PMDK 1.12.1's own libpmem tests against our libpmem.so.1 and Debian's
 #   make test-dax   the C tests inside a QEMU guest with a real fsdax filesystem
 #   make bench-dax  the sync benchmark in that guest; make test-devdax: device DAX
 #   make header     regenerate include/daxpmem.h from src/ffi.rs (cbindgen)
@@ -29,7 +30,7 @@ TPREFIX := $(TMP)/prefix
 TBIN    := $(TMP)/c-tests
 PKGENV   = PKG_CONFIG_PATH=$(TPREFIX)/lib/pkgconfig
 CWARN   := -Wall -Wextra -Werror -pedantic
-CTESTS  := test_flush test_map test_dax test_track test_uffd test_track_proc test_signals
+CTESTS  := test_flush test_map test_dax test_track test_uffd test_track_proc test_signals test_fds
 
 .PHONY: all build install uninstall test test-rust check-symbols check-header c-tests \
         demo bench test-dax header clean tmp-install c-tests-build test-unprivileged \
@@ -90,24 +91,26 @@ $(TBIN)/%_cxx: c-tests/%.c c-tests/check.h tmp-install
 
 c-tests-build: tmp-install $(foreach t,$(CTESTS),$(TBIN)/$(t)_c $(TBIN)/$(t)_cxx)
 
+# The tmpfs directory is per tree: trees of one repository test side by side.
+SHMTEST := /dev/shm/daxpmem-c-tests.$(notdir $(CURDIR))
 c-tests: c-tests-build
-	mkdir -p $(TMP)/disk && rm -rf $(TMP)/disk/* /dev/shm/daxpmem-c-tests && mkdir -p /dev/shm/daxpmem-c-tests
-	c-tests/run.sh $(TBIN) /dev/shm/daxpmem-c-tests $(TMP)/disk
-	rm -rf /dev/shm/daxpmem-c-tests
+	mkdir -p $(TMP)/disk && rm -rf $(TMP)/disk/* $(SHMTEST) && mkdir -p $(SHMTEST)
+	c-tests/run.sh $(TBIN) $(SHMTEST) $(TMP)/disk
+	rm -rf $(SHMTEST)
 
 # The C tests again as an unprivileged user (daxpmem-test, created when missing): the
 # permission checks and every path that behaves differently without root. Needs root to
 # create the user; as another user it says so and runs nothing.
-UNPRIV := /tmp/daxpmem-unpriv
+UNPRIV := /tmp/daxpmem-unpriv.$(notdir $(CURDIR))
 test-unprivileged: c-tests-build
 	@if [ "$$(id -u)" != 0 ]; then echo "test-unprivileged: skipped (needs root to create the test user)"; exit 0; fi; \
 	set -e; \
 	id daxpmem-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin daxpmem-test; \
-	rm -rf $(UNPRIV) /dev/shm/daxpmem-unpriv; mkdir -p $(UNPRIV)/bin $(UNPRIV)/lib $(UNPRIV)/disk; \
+	rm -rf $(UNPRIV) /dev/shm/daxpmem-unpriv.$(notdir $(CURDIR)); mkdir -p $(UNPRIV)/bin $(UNPRIV)/lib $(UNPRIV)/disk; \
 	cp $(TBIN)/* $(UNPRIV)/bin/; cp -P $(TPREFIX)/lib/libdaxpmem.so* $(UNPRIV)/lib/; cp c-tests/run.sh $(UNPRIV)/; \
-	chmod -R a+rX $(UNPRIV); chown daxpmem-test $(UNPRIV)/disk; install -d -o daxpmem-test /dev/shm/daxpmem-unpriv; \
-	runuser -u daxpmem-test -- env LD_LIBRARY_PATH=$(UNPRIV)/lib $(UNPRIV)/run.sh $(UNPRIV)/bin /dev/shm/daxpmem-unpriv $(UNPRIV)/disk; \
-	rm -rf $(UNPRIV) /dev/shm/daxpmem-unpriv
+	chmod -R a+rX $(UNPRIV); chown daxpmem-test $(UNPRIV)/disk; install -d -o daxpmem-test /dev/shm/daxpmem-unpriv.$(notdir $(CURDIR)); \
+	runuser -u daxpmem-test -- env LD_LIBRARY_PATH=$(UNPRIV)/lib $(UNPRIV)/run.sh $(UNPRIV)/bin /dev/shm/daxpmem-unpriv.$(notdir $(CURDIR)) $(UNPRIV)/disk; \
+	rm -rf $(UNPRIV) /dev/shm/daxpmem-unpriv.$(notdir $(CURDIR))
 
 # The torture suite of issue 13 (c-tests/torture/run.sh): every case is its own run of a
 # program built against the installed library, under `timeout` (a hang fails); one line

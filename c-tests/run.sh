@@ -40,6 +40,7 @@ for lang in c cxx; do
         run "$lang map in $d, forced pmem"        DAXPMEM_FORCE_PMEM=1 -- "$BIN/test_map_$lang" "$d"
         run "$lang map in $d, forced pmem, no flush" DAXPMEM_FORCE_PMEM=1 DAXPMEM_NO_FLUSH=1 -- "$BIN/test_map_$lang" "$d"
         run "$lang map in $d, clflush"            DAXPMEM_FORCE_PMEM=1 DAXPMEM_NO_CLWB=1 DAXPMEM_NO_CLFLUSHOPT=1 -- "$BIN/test_map_$lang" "$d"
+        run "$lang descriptors and placement in $d" -- "$BIN/test_fds_$lang" "$d"
         run "$lang mprotect tracking in $d"       -- "$BIN/test_track_$lang" "$d"
         run "$lang uffd tracking in $d"           -- "$BIN/test_uffd_$lang" "$d"
         run "$lang uffd tracking in $d, forced pmem" DAXPMEM_FORCE_PMEM=1 -- "$BIN/test_uffd_$lang" "$d"

@@ -98,7 +98,7 @@ static void bad_input(void) {
     CHECK_ERR(dax_map_fd(fd, 8192, 0, 0), (dax_map_t *)NULL, EINVAL);
     dax_map_t *m2 = dax_map_fd(fd, 4096, 0, 0);
     CHECK(m2 != NULL && dax_len(m2) == 4096);
-    close(fd); /* the mapping keeps its own descriptor */
+    close(fd); /* the mapping needs no descriptor */
     if (m2) {
         ((unsigned char *)dax_addr(m2))[0] = 42;
         CHECK(dax_mark_dirty(m2, dax_addr(m2), 1) == 0);

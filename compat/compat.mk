@@ -62,3 +62,18 @@ compat-bench: tmp-install
 	$(CC) -std=c11 $(CWARN) -O2 -o $(TMP)/compat_bench $(COMPAT_SRC)/bench/compat_bench.c -ldl
 	$(TMP)/compat_bench $(COMPAT_SYSLIB) $(TPREFIX)/lib/daxpmem-libpmem/libpmem.so.1 \
 	    $${COMPAT_BENCH_DIR:-/dev/shm}
+
+# PMDK 1.12.1's own libpmem unit tests against our libpmem.so.1 and, in the same run,
+# Debian's (compat/pmdk/README.md). PMDK_SRC: a PMDK 1.12.1 tree to build and use
+# (default: unpacked from the committed tarball into $(TMP)/pmdk, built once).
+PMDK_TARBALL ?= third_party/pmdk-1.12.1.tar.xz
+PMDK_SRC     ?= $(TMP)/pmdk/pmdk-1.12.1
+PMDK_PREFIX  := $(TMP)/pmdk-prefix
+.PHONY: test-pmdk
+# Its own prefix (not $(TPREFIX), which tmp-install removes), so it can run beside `test`.
+test-pmdk: build
+	rm -rf $(PMDK_PREFIX)
+	$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) install PREFIX=$(PMDK_PREFIX) DESTDIR=
+	$(COMPAT_SRC)/pmdk/build-pmdk-tests.sh $(PMDK_SRC) $(CURDIR)/$(PMDK_TARBALL)
+	$(COMPAT_SRC)/pmdk/run-pmdk-tests.sh $(PMDK_SRC) $(TMP)/pmdk-run \
+	    daxpmem=$(PMDK_PREFIX)/lib/daxpmem-libpmem debian=$(dir $(COMPAT_SYSLIB))

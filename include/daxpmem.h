@@ -338,8 +338,17 @@ const char *daxpmem_version(void);
  *
  * The mapping tries MAP_SHARED_VALIDATE|MAP_SYNC first (it works on a DAX filesystem)
  * and falls back to MAP_SHARED; it is placed at a 2 MiB-aligned address (1 GiB for 2
- * GiB and more) so the kernel can map huge pages. Flags: DAX_CREATE, DAX_EXCL,
- * DAX_SPARSE, DAX_POPULATE, and one DAX_TRACK_* mode.
+ * GiB and more) so the kernel can map huge pages, where libpmem's pmem_map_file would
+ * place it (a reservation of len + the alignment; what is left free after the mapping
+ * is what libpmem leaves). Flags: DAX_CREATE, DAX_EXCL, DAX_SPARSE, DAX_POPULATE, and
+ * one DAX_TRACK_* mode.
+ *
+ * File descriptors: the file is closed before dax_map returns; no mapping keeps a
+ * descriptor of its file (dax_punch_hole works through the memory), and splitting a
+ * mapping (dax_unmap_range) opens none, so it cannot fail for want of descriptors.
+ * The one exception is DAX_TRACK_UFFD (and DAX_TRACK_AUTO when it picks it): such a
+ * mapping holds its userfaultfd and a /proc/self/pagemap descriptor (two, close-on-exec)
+ * until it is unmapped; the pieces of a split share them.
  *
  * Errors: EINVAL (NULL path, unknown flags, DAX_EXCL/DAX_SPARSE without DAX_CREATE,
  * len 0 with DAX_CREATE or an empty file, len beyond the end of the file, not a regular
@@ -352,7 +361,8 @@ dax_map_t *dax_map(const char *path, size_t len, unsigned int flags, mode_t mode
 /**
  * Map len bytes of the open file or device DAX `fd` from `offset` (a multiple of the
  * page size); len 0 maps to the end of the file. The fd must be open read-write; the
- * mapping keeps a duplicate of it, so the caller may close its own. Flags:
+ * mapping keeps no descriptor (not even a duplicate: as dax_map), so the caller may
+ * close its own as soon as this returns. Flags:
  * DAX_POPULATE and one DAX_TRACK_* mode (EINVAL for DAX_CREATE/EXCL/SPARSE).
  * Errors as dax_map(): EINVAL when offset + len lies beyond the end of the file (or
  * the device), for a character device that is not device DAX (/dev/zero), for anything
@@ -417,12 +427,15 @@ int dax_mark_dirty(dax_map_t *m, const void *addr, size_t len);
 int dax_sync(dax_map_t *m, const void *addr, size_t len);
 
 /**
- * Punch a hole: [addr, addr+len) reads as zeros afterwards and its blocks are freed
- * (fallocate PUNCH_HOLE|KEEP_SIZE). Dirty lines inside are dropped; partially covered
- * lines at the edges are synced first; the file is fdatasync'ed, so the hole and the
- * data around it are durable on return. len 0 does nothing. Returns 0, or -1 with
- * errno: EINVAL (bad handle or range), EOPNOTSUPP (device DAX, or a filesystem without
- * hole punching), or the error of fallocate/fdatasync.
+ * Punch a hole: [addr, addr+len) reads as zeros afterwards and the blocks of its whole
+ * pages are freed (madvise MADV_REMOVE, the kernel's fallocate PUNCH_HOLE|KEEP_SIZE on
+ * the mapped file: no descriptor needed); the parts of pages at the edges are zeroed
+ * through the mapping. Dirty lines inside are dropped; the edges are synced; then an
+ * msync(MS_SYNC) of the range commits the file's metadata as fdatasync would, so the
+ * hole and the data around it are durable on return. len 0 does nothing. Returns 0, or
+ * -1 with errno: EINVAL (bad handle or range; also a range locked with mlock, which
+ * MADV_REMOVE refuses), EOPNOTSUPP (device DAX, or a filesystem without hole
+ * punching), or the error of madvise/msync.
  */
 int dax_punch_hole(dax_map_t *m, const void *addr, size_t len);
 
@@ -531,8 +544,8 @@ void dax_set_errormsg(const char *msg);
  * maps `fd` at `offset`. Afterwards it is a daxpmem mapping like one from dax_map():
  * dax_find() finds it, dax_sync() syncs it (user-space write-back if it is pmem, else
  * msync), and dax_unmap() unmaps it. Pass DAX_ADOPT_MAP_SYNC if it was mapped with
- * MAP_SYNC (the library cannot tell), plus one DAX_TRACK_* mode. The library keeps a
- * duplicate of fd. The range is checked against what the kernel maps there
+ * MAP_SYNC (the library cannot tell), plus one DAX_TRACK_* mode. The library only
+ * looks at fd (keeps no duplicate): the caller may close it. The range is checked against what the kernel maps there
  * (/proc/self/maps): every page of it must be mapped shared, readable and writable,
  * from that very file (device and inode of fd) at the file offset matching `offset`.
  * Returns a handle, or NULL with errno EINVAL (unaligned or NULL addr, len 0,
@@ -542,7 +555,11 @@ void dax_set_errormsg(const char *msg);
  * open read-write), EEXIST (the range overlaps a daxpmem mapping). Device DAX: only
  * shared, read-write and no gap are checked.
  */
-dax_map_t *dax_adopt(void *addr, size_t len, int fd, off_t offset, unsigned int flags);
+dax_map_t *dax_adopt(void *addr,
+                     size_t len,
+                     int fd,
+                     off_t offset,
+                     unsigned int flags);
 
 /**
  * Drop a mapping from daxpmem without unmapping it: the handle is retired, the dirty

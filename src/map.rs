@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::lock::{Mutex, SpinLock};
 use crate::sys;
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
@@ -96,7 +96,9 @@ pub struct Mapping {
     pub addr: usize,
     pub len: usize,
     pub offset: u64,
-    pub fd: Option<OwnedFd>,
+    /// No file descriptor is kept: what needs the file after mapping goes through the
+    /// memory (`dax_punch_hole`: MADV_REMOVE + msync), so a mapping never holds one and
+    /// splitting it never needs a new one (DAX_TRACK_UFFD's own descriptors: uffd.rs).
     pub kind: Kind,
     /// A user-space write-back makes data durable (MAP_SYNC, device DAX or forced).
     pub pmem: bool,
@@ -308,7 +310,7 @@ pub fn open_path(
     // SAFETY: fd is a fresh descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let created_new = flags & EXCL != 0;
-    let st = fstat(&fd, &name)?;
+    let st = fstat(fd.as_fd(), &name)?;
     let ftype = st.st_mode & libc::S_IFMT;
     if ftype == libc::S_IFCHR {
         let (size, align) = devdax_geometry(&st).ok_or_else(|| {
@@ -354,7 +356,7 @@ pub fn open_path(
     Ok((fd, len))
 }
 
-fn fstat(fd: &OwnedFd, name: &str) -> Result<libc::stat> {
+fn fstat(fd: BorrowedFd<'_>, name: &str) -> Result<libc::stat> {
     // SAFETY: an all-zero stat is a valid out-buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd is open; st is a valid out-pointer.
@@ -469,31 +471,21 @@ pub fn map_sync_works(fd: i32, offset: u64) -> bool {
     }
 }
 
-/// Map `len` bytes of `fd` at `offset` for a new mapping.
-pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> Result<Mapping> {
-    if len == 0 {
-        return Err(Error::inval(format!("{name}: length 0")));
-    }
-    if !offset.is_multiple_of(sys::PAGE as u64) {
-        return Err(Error::inval(format!(
-            "{name}: offset {offset} is not a multiple of the page size"
-        )));
-    }
-    let requested = Track::from_flags(flags)?;
-    let raw = fd.as_raw_fd();
-    let st = fstat(&fd, name)?;
-    let devdax = st.st_mode & libc::S_IFMT == libc::S_IFCHR && devdax_geometry(&st).is_some();
-    let file_dax = devdax || file_is_dax(raw) == Some(true);
-    let map_sync = !devdax && map_sync_works(raw, offset);
-    let track = crate::track::resolve(requested, file_dax || map_sync)
-        .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
-
-    // Reserve len + 2 alignments of address space, then place the file so that the
-    // address is congruent to the file offset modulo the alignment (PMD faults need both).
-    let align = if len >= 2 * GIB { GIB } else { MIB2 };
+/// Where a new mapping of `len` bytes of a file at `offset` goes, as libpmem places it
+/// (PMDK 1.12 `util_map_hint`, pmem2's `map_reserve`): reserve `len + align` bytes of
+/// address space wherever the kernel puts them, and map at the first address in the
+/// reservation that is congruent to `offset` modulo `align` (PMD faults need both
+/// aligned; for offset 0 that is libpmem's `roundup(reservation, align)`). `align` is
+/// 2 MiB, 1 GiB from 2 GiB up, or device DAX's own if larger. The caller maps over the
+/// reservation with MAP_FIXED and releases the rest (what libpmem's hint leaves free
+/// after the mapping is free here too). Returns (address, reservation, its length).
+pub(crate) fn place(len: usize, offset: u64, min_align: usize) -> Result<(usize, usize, usize)> {
+    let align = if len >= 2 * GIB { GIB } else { MIB2 }.max(min_align.next_power_of_two());
     let rlen = len
-        .checked_add(2 * align)
-        .ok_or_else(|| Error::inval(format!("{name}: length {len} too large")))?;
+        .checked_add(sys::PAGE - 1)
+        .map(|l| l & !(sys::PAGE - 1))
+        .and_then(|l| l.checked_add(align))
+        .ok_or_else(|| Error::inval(format!("length {len} too large")))?;
     // SAFETY: a fresh PROT_NONE reservation at a kernel-chosen address.
     let res = unsafe {
         sys::mmap(
@@ -505,13 +497,54 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
             0,
         )
     }
-    .map_err(|e| {
-        Error::new(
-            e.errno,
-            format!("{name}: reserving address space: {}", e.msg),
-        )
-    })?;
-    let addr = res.div_ceil(align) * align + (offset as usize % align);
+    .map_err(|e| Error::new(e.errno, format!("reserving address space: {}", e.msg)))?;
+    let want = (offset % align as u64) as usize;
+    let addr = res + (want + align - res % align) % align;
+    Ok((addr, res, rlen))
+}
+
+/// Map `len` bytes of `fd` at `offset` for a new mapping (the mapping keeps no
+/// descriptor: the caller's may be closed as soon as this returns).
+pub fn map_fd(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+    flags: u32,
+    name: &str,
+) -> Result<Mapping> {
+    if len == 0 {
+        return Err(Error::inval(format!("{name}: length 0")));
+    }
+    if !offset.is_multiple_of(sys::PAGE as u64) {
+        return Err(Error::inval(format!(
+            "{name}: offset {offset} is not a multiple of the page size"
+        )));
+    }
+    let requested = Track::from_flags(flags)?;
+    let raw = fd.as_raw_fd();
+    let st = fstat(fd, name)?;
+    let geometry = (st.st_mode & libc::S_IFMT == libc::S_IFCHR)
+        .then(|| devdax_geometry(&st))
+        .flatten();
+    let devdax = geometry.is_some();
+    let file_dax = devdax || file_is_dax(raw) == Some(true);
+    let map_sync = !devdax && map_sync_works(raw, offset);
+    let track = crate::track::resolve(requested, file_dax || map_sync)
+        .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
+    let kind = Kind {
+        map_sync,
+        devdax,
+        file_dax,
+        forced: false,
+    };
+    // The index and the mark log (anonymous mappings) first: allocated after the
+    // mapping they would take the free space placement leaves after it, as libpmem's
+    // own bookkeeping (heap) does not. The Mapping owns no memory until it is mapped.
+    let mut m = build(0, len, offset, kind, track, name)?;
+    m.owns_memory
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (addr, res, rlen) = place(len, offset, geometry.map_or(0, |g| g.1))
+        .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
     let mut mflags = libc::MAP_FIXED;
     mflags |= if map_sync {
         MAP_SHARED_VALIDATE | MAP_SYNC
@@ -534,12 +567,16 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
     };
     let trim = |keep: bool| {
         // SAFETY: releasing the parts of our own reservation around [addr, addr+len)
-        // (or all of it when the mapping failed).
+        // (or all of it when the mapping failed); empty parts are skipped.
         unsafe {
             if keep {
-                let _ = sys::munmap(res, addr - res);
-                let tail = addr + len;
-                let _ = sys::munmap(tail, res + rlen - tail);
+                if addr > res {
+                    let _ = sys::munmap(res, addr - res);
+                }
+                let tail = addr + sys::page_up(len);
+                if res + rlen > tail {
+                    let _ = sys::munmap(tail, res + rlen - tail);
+                }
             } else {
                 let _ = sys::munmap(res, rlen);
             }
@@ -550,16 +587,10 @@ pub fn map_fd(fd: OwnedFd, offset: u64, len: usize, flags: u32, name: &str) -> R
         return Err(Error::new(e.errno, format!("{name}: {}", e.msg)));
     }
     trim(true);
-    let kind = Kind {
-        map_sync,
-        devdax,
-        file_dax,
-        forced: false,
-    };
-    build(addr, len, offset, fd, kind, track, name).inspect_err(|_| {
-        // SAFETY: the mapping was made just above and nothing else knows it.
-        let _ = unsafe { sys::munmap(addr, len) };
-    })
+    m.addr = addr;
+    m.owns_memory
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(m)
 }
 
 /// The Mapping for memory already mapped at [addr, addr+len).
@@ -567,7 +598,6 @@ fn build(
     addr: usize,
     len: usize,
     offset: u64,
-    fd: OwnedFd,
     mut kind: Kind,
     track: Track,
     name: &str,
@@ -583,7 +613,6 @@ fn build(
         addr,
         len,
         offset,
-        Some(fd),
         kind,
         pmem,
         track,
@@ -599,7 +628,6 @@ impl Mapping {
         addr: usize,
         len: usize,
         offset: u64,
-        fd: Option<OwnedFd>,
         kind: Kind,
         pmem: bool,
         track: Track,
@@ -615,7 +643,6 @@ impl Mapping {
             addr,
             len,
             offset,
-            fd,
             kind,
             pmem,
             line,
@@ -639,13 +666,14 @@ impl Mapping {
     }
 }
 
-/// Adopt a shared mapping the caller made: [addr, addr+len) maps `fd` (our own
-/// duplicate) at `offset`; `mapped_sync` says whether it was mapped with MAP_SYNC.
+/// Adopt a shared mapping the caller made: [addr, addr+len) maps `fd` (the caller's,
+/// only looked at, not kept) at `offset`; `mapped_sync` says whether it was mapped with
+/// MAP_SYNC.
 /// The mapping becomes the library's: dax_unmap will unmap it.
 pub fn adopt(
     addr: usize,
     len: usize,
-    fd: OwnedFd,
+    fd: BorrowedFd<'_>,
     offset: u64,
     flags: u32,
     mapped_sync: bool,
@@ -664,7 +692,7 @@ pub fn adopt(
     if flags & !(TRACK_MASK | POPULATE) != 0 {
         return Err(Error::inval(format!("{name}: unknown flags {flags:#x}")));
     }
-    let st = fstat(&fd, name)?;
+    let st = fstat(fd, name)?;
     let devdax = st.st_mode & libc::S_IFMT == libc::S_IFCHR && devdax_geometry(&st).is_some();
     if !devdax && st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::inval(format!(
@@ -681,7 +709,7 @@ pub fn adopt(
         file_dax,
         forced: false,
     };
-    build(addr, len, offset, fd, kind, track, name)
+    build(addr, len, offset, kind, track, name)
 }
 
 /// dax_adopt: what the kernel maps at [addr, addr+len) (/proc/self/maps) must be shared,
@@ -764,34 +792,36 @@ fn check_adopted_range(
     bad(format!("nothing is mapped at {at:#x}"))
 }
 
-/// Duplicate a caller's fd (close-on-exec) so the mapping keeps its own.
-pub fn dup_fd(fd: i32) -> Result<OwnedFd> {
+/// Check a caller's fd for `dax_map_fd` / `dax_adopt` (`what`): open, and read-write
+/// (a shared writable mapping needs O_RDWR). Nothing is duplicated: the mapping keeps no
+/// descriptor, so the caller may close its own at once.
+pub fn check_fd(fd: i32, what: &str) -> Result<BorrowedFd<'static>> {
     if fd < 0 {
         return Err(Error::new(
             libc::EBADF,
-            format!("dax_map_fd: bad file descriptor {fd}"),
+            format!("{what}: bad file descriptor {fd}"),
         ));
     }
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if d < 0 {
-        return Err(Error::last_os(format!("dax_map_fd: fd {fd}")));
-    }
-    // SAFETY: d is a fresh descriptor we own.
-    let own = unsafe { OwnedFd::from_raw_fd(d) };
     // SAFETY: F_GETFL only reads the descriptor's flags.
-    let fl = unsafe { libc::fcntl(d, libc::F_GETFL) };
-    if fl >= 0 && fl & libc::O_ACCMODE != libc::O_RDWR {
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Err(Error::last_os(format!("{what}: fd {fd}")));
+    }
+    if fl & libc::O_ACCMODE != libc::O_RDWR {
         return Err(Error::new(
             libc::EACCES,
-            format!("dax_map_fd: fd {fd} is not open read-write (a shared writable mapping needs O_RDWR)"),
+            format!(
+                "{what}: fd {fd} is not open read-write (a shared writable mapping needs O_RDWR)"
+            ),
         ));
     }
-    Ok(own)
+    // SAFETY: fd is open (F_GETFL succeeded) and the caller keeps it open for the call
+    // it passed it to; the borrow does not outlive that call.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
 /// The length `dax_map_fd` maps when given 0: from `offset` to the end of the file or device.
-pub fn fd_len(fd: &OwnedFd, offset: u64) -> Result<usize> {
+pub fn fd_len(fd: BorrowedFd<'_>, offset: u64) -> Result<usize> {
     let st = fstat(fd, "dax_map_fd")?;
     let size = match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => st.st_size as u64,
@@ -811,7 +841,7 @@ pub fn fd_len(fd: &OwnedFd, offset: u64) -> Result<usize> {
 /// dax_map_fd: what dax_map checks of a path, for a descriptor: a regular file long
 /// enough for [offset, offset+len), or a device DAX that holds it with a length that is
 /// a multiple of its alignment; anything else is EINVAL.
-pub fn check_fd_range(fd: &OwnedFd, offset: u64, len: usize) -> Result<()> {
+pub fn check_fd_range(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<()> {
     let name = "dax_map_fd";
     let st = fstat(fd, name)?;
     let end = offset.checked_add(len as u64).ok_or_else(|| {
@@ -961,19 +991,11 @@ impl Mapping {
     /// A new mapping for `[addr, addr+len)`, a page-aligned part of this one, that adopts
     /// the memory and takes over the dirty lines there. Used to split a mapping.
     pub fn piece(&self, addr: usize, len: usize) -> Result<Mapping> {
-        let fd = match &self.fd {
-            Some(f) => Some(
-                f.try_clone()
-                    .map_err(|e| Error::from_io("splitting a mapping: dup", &e))?,
-            ),
-            None => None,
-        };
-        let uffd = self.uffd.piece()?;
+        let uffd = self.uffd.piece();
         let piece = Mapping::assemble(
             addr,
             len,
             self.offset + (addr - self.addr) as u64,
-            fd,
             self.kind,
             self.pmem,
             self.track,

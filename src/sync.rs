@@ -337,34 +337,27 @@ fn msync_hook(addr: usize, len: usize) -> Result<()> {
     sys::msync(addr, len, libc::MS_SYNC)
 }
 
-/// Punch a hole in `[addr, addr+len)` of `m` (checked to lie inside it, len > 0): the
-/// dirty bits of lines wholly inside are dropped, partially covered lines at the edges
-/// are synced first, then `fallocate(PUNCH_HOLE|KEEP_SIZE)` and `fdatasync`, so the
-/// hole and the data around it are durable when this returns.
+/// Punch a hole in `[addr, addr+len)` of `m` (checked to lie inside it, len > 0)
+/// without a file descriptor (the mapping keeps none): the dirty bits of lines wholly
+/// inside are dropped, the whole pages of the range go with `MADV_REMOVE` (the kernel's
+/// `fallocate(PUNCH_HOLE|KEEP_SIZE)` on the mapped file, at the pages' file offsets),
+/// the partial pages at the edges are zeroed through the mapping and synced (with the
+/// rest of their lines), and an `msync(MS_SYNC)` of the range (`vfs_fsync_range` with
+/// datasync, as `fdatasync`) makes the hole's metadata durable when this returns.
 pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
-    use std::os::fd::AsRawFd;
     if m.kind.devdax {
         return Err(Error::new(
             libc::EOPNOTSUPP,
             "dax_punch_hole: device DAX has no file to punch",
         ));
     }
-    let fd =
-        m.fd.as_ref()
-            .ok_or_else(|| Error::new(libc::EOPNOTSUPP, "dax_punch_hole: no file"))?
-            .as_raw_fd();
     let end = addr + len;
     let l = m.line;
     let inner_lo = (addr + l - 1) & !(l - 1);
     let inner_hi = end & !(l - 1);
-    // Edges first: the parts of the edge lines outside the hole must stay durable.
-    if addr & (l - 1) != 0 {
-        let e = addr & !(l - 1);
-        sync(m, e, l.min(m.addr + m.len - e))?;
-    }
-    if end & (l - 1) != 0 && inner_hi >= inner_lo.min(end) {
-        sync(m, inner_hi, l.min(m.addr + m.len - inner_hi))?;
-    }
+    // [p_lo, p_hi): the whole pages; [addr, p_lo) and [p_hi, end): the edges.
+    let p_lo = sys::page_up(addr).min(end);
+    let p_hi = sys::page_down(end).max(p_lo);
     if inner_lo < inner_hi {
         let _g = m
             .sync_lock
@@ -374,24 +367,33 @@ pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
         let (lo, hi) = m.lines_of(inner_lo, inner_hi - inner_lo);
         m.index.clear(lo, hi);
     }
-    let off = m.offset + (addr - m.addr) as u64;
-    // SAFETY: fd is the mapping's own open descriptor.
-    let r = unsafe {
-        libc::fallocate(
-            fd,
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            off as libc::off_t,
-            len as libc::off_t,
-        )
-    };
-    if r != 0 {
-        return Err(Error::last_os("dax_punch_hole: fallocate(PUNCH_HOLE)"));
+    if p_lo < p_hi {
+        // SAFETY: the caller gives up the contents of the hole; the pages stay mapped.
+        unsafe { sys::madvise(p_lo, p_hi - p_lo, libc::MADV_REMOVE) }.map_err(|e| {
+            Error::new(
+                e.errno,
+                format!("dax_punch_hole: madvise(MADV_REMOVE): {}", e.msg),
+            )
+        })?;
     }
-    // SAFETY: fd is open.
-    if unsafe { libc::fdatasync(fd) } != 0 {
-        let e = Error::last_os("dax_punch_hole: fdatasync");
-        m.note_write_back_failure(e.errno);
-        return Err(e);
+    // SAFETY: both edges lie inside the mapping (the range was checked by the caller).
+    unsafe {
+        if addr < p_lo {
+            m.fill_in(addr, 0, p_lo - addr)?;
+        }
+        if p_hi < end {
+            m.fill_in(p_hi, 0, end - p_hi)?;
+        }
+    }
+    // The edge lines (zeroed, and whatever else of theirs was dirty).
+    sync(m, addr, len)?;
+    if p_lo < p_hi {
+        let s = sys::page_down(addr);
+        if let Err(e) = sys::msync(s, sys::page_up(end) - s, libc::MS_SYNC) {
+            // Sticky, as a failed sync (see `sync`).
+            m.note_write_back_failure(e.errno);
+            return Err(Error::new(e.errno, format!("dax_punch_hole: {}", e.msg)));
+        }
     }
     Ok(())
 }

@@ -43,7 +43,8 @@ use crate::pagemap::{
     PM_SCAN_WP_MATCHING,
 };
 use crate::sys;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, Ordering::SeqCst};
+use std::sync::Arc;
 
 const SYS_USERFAULTFD: libc::c_long = 323;
 const UFFD_USER_MODE_ONLY: libc::c_int = 1;
@@ -84,13 +85,28 @@ const UFFDIO_REGISTER: u64 = iowr(0x00, std::mem::size_of::<UffdioRegister>());
 /// Result vector length of one PAGEMAP_SCAN call (24 bytes each, on the stack).
 const VEC: usize = 512;
 
+/// A mapping's two descriptors: its userfaultfd (the registration lives as long as it
+/// is open) and its /proc/self/pagemap (only valid in the process that opened it).
+/// Shared by the pieces of a split mapping (the memory stays registered with the same
+/// userfaultfd), so a split opens no descriptor; closed with the last piece.
+struct Fds {
+    uffd: i32,
+    pagemap: i32,
+}
+
+impl Drop for Fds {
+    fn drop(&mut self) {
+        close(self.uffd);
+        close(self.pagemap);
+    }
+}
+
 /// The userfaultfd state of one mapping. All fields are atomics: `arm` and `collect`
 /// run under the mapping's sync lock, the fork callback in a single-threaded child.
 pub struct State {
-    /// Our userfaultfd (-1: none). Its registration lives as long as the descriptor.
-    uffd: AtomicI32,
-    /// Our /proc/self/pagemap (-1: none); only valid in the process `pid`.
-    pagemap: AtomicI32,
+    /// Our descriptors: an `Arc<Fds>` as a raw pointer (null: none), replaced only under
+    /// the mapping's sync lock (arm, rearm, piece) and released by drop.
+    fds: AtomicPtr<Fds>,
     /// The process that armed the state.
     pid: AtomicI32,
     /// Set once arming was attempted (a piece of a split mapping inherits it).
@@ -104,8 +120,7 @@ pub struct State {
 impl Default for State {
     fn default() -> State {
         State {
-            uffd: AtomicI32::new(-1),
-            pagemap: AtomicI32::new(-1),
+            fds: AtomicPtr::new(std::ptr::null_mut()),
             pid: AtomicI32::new(0),
             armed: AtomicBool::new(false),
             stale: AtomicBool::new(false),
@@ -116,8 +131,7 @@ impl Default for State {
 
 impl Drop for State {
     fn drop(&mut self) {
-        close(self.uffd.swap(-1, SeqCst));
-        close(self.pagemap.swap(-1, SeqCst));
+        self.set_fds(None);
     }
 }
 
@@ -128,38 +142,52 @@ fn close(fd: i32) {
     }
 }
 
-fn dup(fd: i32) -> Result<i32> {
-    if fd < 0 {
-        return Ok(-1);
-    }
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if d < 0 {
-        return Err(Error::last_os("splitting a DAX_TRACK_UFFD mapping: dup"));
-    }
-    Ok(d)
-}
-
 fn getpid() -> i32 {
     // SAFETY: getpid has no preconditions (a raw call: never a cached value).
     unsafe { libc::syscall(libc::SYS_getpid) as i32 }
 }
 
 impl State {
-    /// The state of a piece of a split mapping: the memory stays registered with the
-    /// same userfaultfd (a duplicate keeps it alive after the whole is dropped), and the
-    /// written bits still in the page tables are collected by the piece.
-    pub fn piece(&self) -> Result<State> {
-        let uffd = dup(self.uffd.load(SeqCst))?;
-        let pagemap = dup(self.pagemap.load(SeqCst)).inspect_err(|_| close(uffd))?;
-        Ok(State {
-            uffd: AtomicI32::new(uffd),
-            pagemap: AtomicI32::new(pagemap),
+    /// The state of a piece of a split mapping (under the whole's sync lock): the memory
+    /// stays registered with the same userfaultfd, whose descriptors the piece shares
+    /// (no new descriptor: a split cannot fail for want of one), and the written bits
+    /// still in the page tables are collected by the piece.
+    pub fn piece(&self) -> State {
+        let p = self.fds.load(SeqCst);
+        if !p.is_null() {
+            // SAFETY: p is a live Arc<Fds> this state holds; the piece takes a reference.
+            unsafe { Arc::increment_strong_count(p) };
+        }
+        State {
+            fds: AtomicPtr::new(p),
             pid: AtomicI32::new(self.pid.load(SeqCst)),
             armed: AtomicBool::new(self.armed.load(SeqCst)),
             stale: AtomicBool::new(self.stale.load(SeqCst)),
             degraded: AtomicBool::new(self.degraded.load(SeqCst)),
-        })
+        }
+    }
+
+    /// Replace the descriptors (None: drop this state's reference to them).
+    fn set_fds(&self, fds: Option<(i32, i32)>) {
+        let new = fds.map_or(std::ptr::null_mut(), |(uffd, pagemap)| {
+            Arc::into_raw(Arc::new(Fds { uffd, pagemap })) as *mut Fds
+        });
+        let old = self.fds.swap(new, SeqCst);
+        if !old.is_null() {
+            // SAFETY: old was this state's reference (from Arc::into_raw).
+            drop(unsafe { Arc::from_raw(old) });
+        }
+    }
+
+    /// The pagemap descriptor (-1: none).
+    fn pagemap(&self) -> i32 {
+        let p = self.fds.load(SeqCst);
+        if p.is_null() {
+            -1
+        } else {
+            // SAFETY: a non-null p is a live Arc<Fds> this state holds.
+            unsafe { (*p).pagemap }
+        }
     }
 
     /// In a forked child (async-signal-safe: one store): the descriptors belong to the
@@ -319,8 +347,7 @@ pub fn arm(m: &Mapping) -> Result<()> {
             ),
         )
     })?;
-    st.uffd.store(uffd, SeqCst);
-    st.pagemap.store(pagemap, SeqCst);
+    st.set_fds(Some((uffd, pagemap)));
     st.pid.store(getpid(), SeqCst);
     st.armed.store(true, SeqCst);
     Ok(())
@@ -339,14 +366,12 @@ fn mark_pages(m: &Mapping, start: usize, end: usize) {
 /// pagemap, and the whole mapping marked (what was written before now is unknown).
 fn rearm(m: &Mapping) {
     let st = &m.uffd;
-    close(st.uffd.swap(-1, SeqCst));
-    close(st.pagemap.swap(-1, SeqCst));
+    st.set_fds(None);
     st.pid.store(getpid(), SeqCst);
     st.stale.store(false, SeqCst);
     match arm_range(m.addr, m.len, &mut |s, e| mark_pages(m, s, e)) {
         Ok((uffd, pagemap)) => {
-            st.uffd.store(uffd, SeqCst);
-            st.pagemap.store(pagemap, SeqCst);
+            st.set_fds(Some((uffd, pagemap)));
             st.degraded.store(false, SeqCst);
         }
         Err(_) => st.degraded.store(true, SeqCst),
@@ -366,7 +391,7 @@ pub fn collect(m: &Mapping, addr: usize, len: usize) {
     }
     let start = sys::page_down(addr);
     let end = sys::page_up(addr + len).min(sys::page_up(m.addr + m.len));
-    let pagemap = st.pagemap.load(SeqCst);
+    let pagemap = st.pagemap();
     if st.degraded.load(SeqCst) || pagemap < 0 {
         mark_pages(m, start, end);
         return;

@@ -126,7 +126,7 @@ fn mapping_in(
     let path = format!("{dir}/daxpmem-seam-{}-{name}", std::process::id());
     let c = std::ffi::CString::new(path.clone()).unwrap();
     let (fd, n) = map::open_path(&c, len, create_flags, 0o600).unwrap();
-    let mut m = map::map_fd(fd, 0, n, map_flags, "test").unwrap();
+    let mut m = map::map_fd(std::os::fd::AsFd::as_fd(&fd), 0, n, map_flags, "test").unwrap();
     let _ = std::fs::remove_file(&path);
     m.pmem = pmem;
     m
@@ -320,8 +320,14 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     use std::os::fd::AsRawFd;
     let len = 1 << 20;
     let keep = 256 << 10;
-    let m = mapping_in("/dev/shm", "truncated", len, 1, 0, true);
-    let fd = m.fd.as_ref().unwrap().as_raw_fd();
+    // The mapping keeps no descriptor: the test keeps its own to shrink the file.
+    let path = format!("/dev/shm/daxpmem-seam-{}-truncated", std::process::id());
+    let c = std::ffi::CString::new(path.clone()).unwrap();
+    let (own, n) = map::open_path(&c, len, 1, 0o600).unwrap();
+    let mut m = map::map_fd(std::os::fd::AsFd::as_fd(&own), 0, n, 0, "test").unwrap();
+    let _ = std::fs::remove_file(&path);
+    m.pmem = true;
+    let fd = own.as_raw_fd();
     // The handler finds the mapping through the registry.
     let h = daxpmem::handle::new(m).unwrap();
     let r = daxpmem::handle::get(h, "test").unwrap();

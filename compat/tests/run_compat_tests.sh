@@ -18,7 +18,10 @@
 #   (d) the Debian-linked binaries run on the compat library through
 #       LD_LIBRARY_PATH: the probe proves which libpmem.so.1 was loaded, and the
 #       transcripts must be identical again;
-#   (e) prints "compat-tests: N passed, M failed"; exit status 1 on failure.
+#   (e) pmem_fds.c (descriptors: none held after pmem_map_file or a direct munmap,
+#       one free is enough to map, none free still unmaps the middle), built with
+#       -lpmem and run on Debian's library and on ours: identical transcripts;
+#   (f) prints "compat-tests: N passed, M failed"; exit status 1 on failure.
 set -u
 prefix=$1
 disk=$2
@@ -95,7 +98,8 @@ cflags="-std=c11 -O2 -Wall -Wextra -Werror -pedantic"
 have_deb=0
 if [ -e /usr/include/libpmem.h ] && [ -n "$syslib" ]; then
 	if "$CC" $cflags "$here/pmem_diff.c" -o "$out/pmem_diff.deb" -lpmem &&
-			"$CC" $cflags "$here/which_libpmem.c" -o "$out/which_libpmem.deb" -lpmem; then
+			"$CC" $cflags "$here/which_libpmem.c" -o "$out/which_libpmem.deb" -lpmem &&
+			"$CC" $cflags "$here/pmem_fds.c" -o "$out/pmem_fds.deb" -lpmem; then
 		have_deb=1
 		ok "build against Debian's libpmem (-lpmem)"
 	else
@@ -172,6 +176,17 @@ if [ $have_deb = 1 ]; then
 			n=$(diff "$reff" "$out/deb.$fs.txt" | grep -c '^[<>]')
 			echo "  note: Debian's libpmem here vs stored $(basename "$reff"): $n differing lines"
 		fi
+	done
+fi
+
+if [ $have_deb = 1 ]; then
+	# (e) file descriptors, Debian's library against ours
+	for fs in tmpfs disk; do
+		if [ $fs = tmpfs ]; then dir=$shm; else dir=$disk; fi
+		"$out/pmem_fds.deb" "$dir" > "$out/fds-deb.$fs.txt" 2>&1
+		LD_LIBRARY_PATH=$libdir "$out/pmem_fds.deb" "$dir" > "$out/fds-ours.$fs.txt" 2>&1
+		compare "fds-deb.$fs" "fds-ours.$fs" \
+			"descriptors $fs ($(stat -f -c %T "$dir")): none held, EMFILE never fails an unmap"
 	done
 fi
 
