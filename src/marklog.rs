@@ -156,7 +156,17 @@ impl MarkLog {
         let h = self.head.load(Relaxed);
         let t = self.tail.load(SeqCst);
         let mut stop = None;
-        keys.extend((h..t).map(|i| self.take_slot(i, &mut stop).unwrap_or(key(0, 1))));
+        keys.extend((h..t).map(|i| {
+            let s = self.slot(i);
+            let v = s.load(Acquire);
+            // The common case: an entry (neither 0 nor CONSUMED), nothing left behind.
+            if v.wrapping_add(1) > 1 && stop.is_none() {
+                s.store(0, Relaxed);
+                v
+            } else {
+                Self::take_odd(s, i, v, &mut stop).unwrap_or(key(0, 1))
+            }
+        }));
         self.head.store(stop.unwrap_or(t), Release);
     }
 
@@ -167,6 +177,12 @@ impl MarkLog {
     fn take_slot(&self, i: u64, stop: &mut Option<u64>) -> Option<u64> {
         let s = self.slot(i);
         let v = s.load(Acquire);
+        Self::take_odd(s, i, v, stop)
+    }
+
+    /// `take_slot` once the slot's value `v` was read.
+    #[inline]
+    fn take_odd(s: &AtomicU64, i: u64, v: u64, stop: &mut Option<u64>) -> Option<u64> {
         if v == 0 {
             if stop.is_none() {
                 *stop = Some(i);
@@ -220,6 +236,29 @@ mod tests {
         l.drain(|_, _| n += 1);
         assert_eq!(n, CAP);
         assert!(l.push(1, 1));
+    }
+
+    #[test]
+    fn drain_keys_skips_what_is_not_published_and_keeps_it_for_later() {
+        let l = MarkLog::new(1 << 20).unwrap();
+        assert!(l.push(1, 1));
+        let t = l.tail.fetch_add(1, SeqCst);
+        assert!(l.push(3, 2));
+        let mut keys: Vec<u64> = vec![];
+        l.drain_keys(&mut keys);
+        // The unpublished slot gives line 0's key (one line written back for nothing).
+        assert_eq!(keys, vec![key(1, 1), key(0, 1), key(3, 2)]);
+        assert_eq!(l.head.load(SeqCst), t);
+        l.slot(t).store(key(7, 1), Release);
+        keys.clear();
+        l.drain_keys(&mut keys);
+        // The late entry; the consumed one after it gives line 0's key.
+        assert_eq!(keys, vec![key(7, 1), key(0, 1)]);
+        assert_eq!(l.head.load(SeqCst), l.tail.load(SeqCst));
+        keys.clear();
+        assert!(l.push(9, 1));
+        l.drain_keys(&mut keys);
+        assert_eq!(keys, vec![key(9, 1)]);
     }
 
     #[test]
