@@ -405,7 +405,9 @@ int dax_is_pmem(const dax_map_t *m);
 /**
  * Record that [addr, addr+len) was written: the next dax_sync covering it writes those
  * lines back. Lock-free; any thread. len 0 does nothing. Returns 0, or -1 with errno
- * EINVAL (bad handle, NULL addr with len > 0, range not inside the mapping).
+ * EINVAL (NULL handle, NULL addr with len > 0, range not inside the mapping) or EBADF
+ * (not a live handle, or unmapped or split by another thread during the call: mark
+ * through the handle of the part, from dax_find()).
  */
 int dax_mark_dirty(dax_map_t *m, const void *addr, size_t len);
 

@@ -389,7 +389,9 @@ pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
 
 /// Record that [addr, addr+len) was written: the next dax_sync covering it writes those
 /// lines back. Lock-free; any thread. len 0 does nothing. Returns 0, or -1 with errno
-/// EINVAL (bad handle, NULL addr with len > 0, range not inside the mapping).
+/// EINVAL (NULL handle, NULL addr with len > 0, range not inside the mapping) or EBADF
+/// (not a live handle, or unmapped or split by another thread during the call: mark
+/// through the handle of the part, from dax_find()).
 #[no_mangle]
 pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
     with_map_signal_safe(m, "dax_mark_dirty", -1, |m| {
@@ -398,6 +400,15 @@ pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: si
         }
         m.check_inside("dax_mark_dirty", addr as usize, len)?;
         m.mark(addr as usize, len);
+        // Unmapped or split meanwhile: the mark landed in a retired mapping that no sync
+        // will take (after a split, the pieces have their own handles): say so.
+        if m.dead.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::at(
+                libc::EBADF,
+                "dax_mark_dirty",
+                "the mapping was unmapped or split while the call ran",
+            ));
+        }
         Ok(0)
     })
 }
