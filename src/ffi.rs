@@ -543,14 +543,7 @@ pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_i
         let s = dax_stats {
             size: full as u32,
             track_mode: (m.track as u32) << map::TRACK_SHIFT,
-            dirty_lines: {
-                let _g = m
-                    .sync_lock
-                    .lock()
-                    .map_err(|_| sync::reentered("dax_get_stats"))?;
-                m.drain_log_to_index();
-                m.index.count(0, m.index.len())
-            },
+            dirty_lines: sync::dirty_lines(m),
             lines_written_back: m.counters.lines_written_back.load(Relaxed),
             syncs: m.counters.syncs.load(Relaxed),
             msync_calls: m.counters.msync_calls.load(Relaxed),

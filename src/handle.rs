@@ -78,15 +78,19 @@ pub fn get(h: *const Handle, what: &'static str) -> Result<Ref> {
 /// kept in the process total. `before` runs under the lock first. Fails with EBADF when
 /// another call retired it first, EDEADLK when this thread holds its sync lock (a
 /// signal handler that interrupted a sync).
-fn retire(r: &Ref, what: &'static str, before: impl FnOnce(&Mapping) -> Result<()>) -> Result<()> {
-    let _g = r
+fn retire(
+    r: &Ref,
+    what: &'static str,
+    before: impl FnOnce(&Mapping, &mut crate::map::SyncScratch) -> Result<()>,
+) -> Result<()> {
+    let mut g = r
         .sync_lock
         .lock()
         .map_err(|_| crate::sync::reentered(what))?;
     if r.dead.load(SeqCst) {
         return Err(bad(what));
     }
-    before(r)?;
+    before(r, &mut g)?;
     let mut won = false;
     crate::sync::retire(r, || won = registry::retire(r));
     if !won {
@@ -101,7 +105,7 @@ fn retire(r: &Ref, what: &'static str, before: impl FnOnce(&Mapping) -> Result<(
 /// reserved until then).
 pub fn unmap(h: *const Handle) -> Result<()> {
     let r = get(h, "dax_unmap")?;
-    let res = retire(&r, "dax_unmap", |_| Ok(()));
+    let res = retire(&r, "dax_unmap", |_, _| Ok(()));
     drop(r);
     registry::reap_pending();
     res
@@ -111,7 +115,7 @@ pub fn unmap(h: *const Handle) -> Result<()> {
 /// handle as `unmap` does, without unmapping or syncing.
 pub fn forget(h: *const Handle) -> Result<()> {
     let r = get(h, "dax_forget")?;
-    let res = retire(&r, "dax_forget", |m| {
+    let res = retire(&r, "dax_forget", |m, _| {
         crate::track::disarm(m)?;
         m.owns_memory.store(false, SeqCst);
         Ok(())
@@ -186,8 +190,8 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         false
     });
     for m in hit {
-        let r = retire(&m, "dax_unmap_range", |m| {
-            m.drain_log_to_index();
+        let r = retire(&m, "dax_unmap_range", |m, scratch| {
+            crate::sync::all_to_index(m, scratch);
             let mut pieces = vec![];
             if m.addr < addr {
                 pieces.push(m.piece(m.addr, addr - m.addr)?);

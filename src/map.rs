@@ -155,6 +155,8 @@ pub struct SyncScratch {
     /// The mark log's entries a sync took, as sort keys (`marklog::key`), and the
     /// sort's scratch space.
     pub order: crate::order::Scratch,
+    /// Mark-log entries a ranged sync took that lie outside its range (sync.rs).
+    pub spill: Vec<u64>,
 }
 
 impl Mapping {
@@ -205,11 +207,6 @@ impl Mapping {
     pub fn mark_index(&self, addr: usize, len: usize) {
         let (lo, hi) = self.lines_of(addr, len);
         self.index.mark(lo, hi);
-    }
-
-    /// Move the mark log's entries into the index (the caller holds the sync lock).
-    pub fn drain_log_to_index(&self) {
-        self.log.drain(|f, c| self.index.mark(f, f + c));
     }
 
     /// Record a failed msync / fdatasync: every later sync fails (`failure`).

@@ -240,14 +240,14 @@ fn failed_msync_keeps_the_dirty_lines() {
         unsafe { ((m.addr + off) as *mut u8).write(1) };
         m.mark(m.addr + off, 100);
     }
-    m.drain_log_to_index();
-    let dirty = m.index.count(0, m.index.len());
+    let dirty = daxpmem::sync::dirty_lines(&m);
     assert!(dirty >= 6);
     seam::fail_msync(libc::EIO);
     let r = daxpmem::sync::sync(&m, m.addr, len);
     seam::fail_msync(0);
     assert_eq!(r.unwrap_err().errno, libc::EIO);
     assert_eq!(m.index.count(0, m.index.len()), dirty, "the bits went back");
+    assert_eq!(daxpmem::sync::dirty_lines(&m), dirty);
     assert_eq!(m.counters.msync_calls.load(SeqCst), 1);
     // The retry msyncs them again, but the failure is sticky (see the next test).
     assert_eq!(
@@ -750,4 +750,48 @@ fn uffd_sparse_shadow() {
     );
     assert!(writes > 1_000, "too few writes: {writes}");
     handle::unmap(h).unwrap();
+}
+
+/// A ranged sync keeps what lies outside its range out of the index (the spill) and
+/// counts it as dirty; the next syncs write back exactly those lines, whichever way
+/// they come (spill or, past its bound, the index).
+#[test]
+fn ranged_syncs_keep_the_rest_for_later_and_count_it() {
+    for n in [10usize, 5000] {
+        let len = 64 << 20;
+        let m = shm_mapping(&format!("spill{n}"), len, true);
+        let line = m.line;
+        let nlines = len / line;
+        let mut rng = Rng(77 + n as u64);
+        let mut want = std::collections::BTreeSet::new();
+        while want.len() < n {
+            let l = rng.below(nlines as u64) as usize;
+            if want.insert(l) {
+                m.mark(m.addr + l * line, 1);
+            }
+        }
+        assert_eq!(daxpmem::sync::dirty_lines(&m), n as u64);
+        let (lo, hi) = (nlines / 4, nlines / 2);
+        let Ev::Sync { lines, .. } = recorded_sync(&m, lo, hi) else {
+            unreachable!()
+        };
+        let inside: Vec<usize> = want.range(lo..hi).copied().collect();
+        assert_eq!(lines, inside, "the range: exactly its marked lines");
+        assert_eq!(
+            daxpmem::sync::dirty_lines(&m),
+            (n - inside.len()) as u64,
+            "the rest still counted"
+        );
+        // Another range, then the whole mapping: every other line exactly once.
+        let Ev::Sync { lines: a, .. } = recorded_sync(&m, 0, nlines / 8) else {
+            unreachable!()
+        };
+        let Ev::Sync { lines: b, .. } = recorded_sync(&m, 0, nlines) else {
+            unreachable!()
+        };
+        let mut got: Vec<usize> = inside.into_iter().chain(a).chain(b).collect();
+        got.sort_unstable();
+        assert_eq!(got, want.iter().copied().collect::<Vec<_>>());
+        assert_eq!(daxpmem::sync::dirty_lines(&m), 0);
+    }
 }
