@@ -18,8 +18,8 @@
  *   e4K    4 KiB records (64 lines each, page-aligned)
  * Oracle of each pattern: the same stores (by the same threads), then exactly those
  * records written back with wb_cache_pmem and one wmb_pmem, as bench_sync.c does.
- * Rounds: every pattern and its oracle run once per round, the patterns in a rotating
- * order, and within a pattern dax and oracle take turns at going first; each run on its
+ * Rounds: every pattern and its oracle run once per round, the patterns in a fresh
+ * random order each round, and within a pattern dax and oracle take turns at going first; each run on its
  * own fresh random records, stored just before and settled by a fence.
  * Goals (printed, never asserted): dax_sync <= 1.5x oracle + 0.3 us, and pattern <=
  * 1.2x pattern a in the same round (e4K: n/a, 64x the lines). Verdicts use the medians;
@@ -31,7 +31,8 @@
  * thread, store-only and store+mark batches by turns; the marks are synced between
  * batches (untimed).
  *
- * usage: bench_patterns [--quick] [--k K1,K2,...] [--only patterns|marks] [DIR]
+ * usage: bench_patterns [--quick] [--k K1,K2,...] [--only patterns|marks] [--patterns a,b,c1,...] [DIR]
+ *   --patterns  run only these (a, the reference, always runs)
  */
 #define _GNU_SOURCE
 #include <daxpmem.h>
@@ -62,6 +63,7 @@ static const char *const pname[NP] = {
 };
 
 static dax_map_t *m;
+static unsigned pmask = (1u << NP) - 1; /* --patterns: which to run (a always) */
 static char *base;
 static size_t maplen;
 
@@ -210,9 +212,20 @@ static void patterns(const size_t *ks, int nk, int rounds) {
     static double t[NP][2][MAXR], st[MAXR];
     for (int ki = 0; ki < nk; ki++) {
         size_t k = ks[ki];
-        for (int r = 0; r < rounds; r++)
+        for (int r = 0; r < rounds; r++) {
+            /* a fresh random order each round: a pattern's after-effects (b's
+             * dax_get_stats walks the page tables of the whole mapping; d runs on other
+             * CPUs) fall on a different successor each time */
+            int order[NP];
+            for (int i = 0; i < NP; i++) order[i] = i;
+            for (int i = NP - 1; i > 0; i--) {
+                int j = (int)(next() % (uint64_t)(i + 1)), x = order[i];
+                order[i] = order[j];
+                order[j] = x;
+            }
             for (int j = 0; j < NP; j++) {
-                int p = (j + r) % NP;
+                int p = order[j];
+                if (!(pmask >> p & 1)) continue;
                 for (int s = 0; s < 2; s++) {
                     int oracle = s ^ ((r + p) & 1);
                     double sn = 0;
@@ -220,8 +233,10 @@ static void patterns(const size_t *ks, int nk, int rounds) {
                     if (p == P_B && !oracle) st[r] = sn;
                 }
             }
+        }
         double ma = 0;
         for (int p = 0; p < NP; p++) {
+            if (!(pmask >> p & 1)) continue;
             double ro[MAXR], ra[MAXR], d[MAXR], o[MAXR];
             int met1 = 0, met2 = 0;
             for (int r = 0; r < rounds; r++) {
@@ -354,6 +369,20 @@ int main(int argc, char **argv) {
             i++;
             do_p = strcmp(argv[i], "patterns") == 0;
             do_m = strcmp(argv[i], "marks") == 0;
+        } else if (strcmp(argv[i], "--patterns") == 0 && i + 1 < argc) {
+            pmask = 1u << P_A;
+            char *list = argv[++i];
+            for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+                int found = 0;
+                for (int p = 0; p < NP; p++) {
+                    size_t n = strcspn(pname[p], ":");
+                    if (strlen(tok) == n && strncmp(tok, pname[p], n) == 0) pmask |= 1u << p, found = 1;
+                }
+                if (!found) {
+                    fprintf(stderr, "bench_patterns: unknown pattern %s (a b c1 c4 d e1 e64 e4K)\n", tok);
+                    return 2;
+                }
+            }
         } else if (strcmp(argv[i], "--k") == 0 && i + 1 < argc) {
             nk = 0;
             for (char *q = argv[++i]; *q && nk < 16;) {
@@ -368,7 +397,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: bench_patterns [--quick] [--k K1,K2,...] [--only patterns|marks] [DIR]\n");
+            fprintf(stderr, "usage: bench_patterns [--quick] [--k K1,K2,...] [--only patterns|marks] [--patterns a,b,c1,...] [DIR]\n");
             return 2;
         } else dir = argv[i];
     }
