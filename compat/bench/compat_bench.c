@@ -447,8 +447,11 @@ main(int argc, char *argv[])
 	printf("- daxpmem-libpmem: %s (core flush: %s, NT path: %s)\n",
 		libs[1].path, flush_name ? flush_name() : "?",
 		nt_name ? nt_name() : "?");
-	printf("- mapping: MAP_SHARED file in %s; %d rounds, interleaved; "
-		"median of per-round mean time per call\n\n", argv[3], ROUNDS);
+	printf("- mapping: MAP_SHARED file in %s", argv[3]);
+	if (main_table)
+		printf("; %d rounds, interleaved; median of per-round mean "
+			"time per call", ROUNDS);
+	printf("\n\n");
 	if (main_table) {
 		printf("| operation | size | libpmem | daxpmem | ratio |\n");
 		printf("|---|---:|---:|---:|---:|\n");
