@@ -398,21 +398,8 @@ pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
 /// through the handle of the part, from dax_find()).
 #[no_mangle]
 pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
-    with_map_signal_safe(m, "dax_mark_dirty", -1, |m| {
-        if len == 0 {
-            return Ok(0);
-        }
-        m.check_inside("dax_mark_dirty", addr as usize, len)?;
-        m.mark(addr as usize, len);
-        // Unmapped or split meanwhile: the mark landed in a retired mapping that no sync
-        // will take (after a split, the pieces have their own handles): say so.
-        if m.dead.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::at(
-                libc::EBADF,
-                "dax_mark_dirty",
-                "the mapping was unmapped or split while the call ran",
-            ));
-        }
+    guard(-1, || {
+        handle::mark(m, addr as usize, len)?;
         Ok(0)
     })
 }

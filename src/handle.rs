@@ -36,6 +36,42 @@ fn decode(h: *const Handle) -> Option<(usize, u64)> {
     (gen != 0 && gen <= GEN_MASK).then_some((idx, gen))
 }
 
+/// Mark `[addr, addr+len)` of the mapping `h` dirty: through this thread's mark ring
+/// when it can (no locked instruction: rings.rs), else through the mapping's shared
+/// log or index, which also says what is wrong with the arguments. EBADF when the
+/// mapping was unmapped or split while the call ran (the mark landed in a retired
+/// mapping no sync takes: after a split, mark through the part's handle).
+/// Async-signal-safe: no lock, no allocation, errors are static text.
+pub fn mark(h: *const Handle, addr: usize, len: usize) -> Result<()> {
+    const WHAT: &str = "dax_mark_dirty";
+    let gone = || {
+        Error::at(
+            libc::EBADF,
+            WHAT,
+            "the mapping was unmapped or split while the call ran",
+        )
+    };
+    if len != 0 {
+        if let Some((idx, gen)) = decode(h) {
+            match crate::rings::mark(idx, gen, addr, len) {
+                Some(true) => return Ok(()),
+                Some(false) => return Err(gone()),
+                None => {}
+            }
+        }
+    }
+    let m = get(h, WHAT)?.no_reap();
+    if len == 0 {
+        return Ok(());
+    }
+    m.check_inside(WHAT, addr, len)?;
+    m.mark(addr, len);
+    if m.dead.load(SeqCst) {
+        return Err(gone());
+    }
+    Ok(())
+}
+
 /// The handle of a registered mapping.
 pub fn of(r: &Ref) -> *mut Handle {
     let (idx, gen) = r.id();
@@ -191,7 +227,7 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
     });
     for m in hit {
         let r = retire(&m, "dax_unmap_range", |m, scratch| {
-            crate::sync::all_to_index(m, scratch);
+            crate::sync::all_to_index(m, scratch, "dax_unmap_range")?;
             let mut pieces = vec![];
             if m.addr < addr {
                 pieces.push(m.piece(m.addr, addr - m.addr)?);

@@ -139,6 +139,9 @@ pub struct Mapping {
     /// The thread (`signals::thread_id`) writing the mapping back right now (under the
     /// sync lock), 0 for none: a SIGBUS on that thread in the mapping is a lost page.
     pub writer: AtomicUsize,
+    /// Its registry slot and generation (`rings::id_of`), 0 until registered: a sync
+    /// takes the entries the per-thread mark rings hold for it (rings.rs).
+    pub reg_id: AtomicU64,
 }
 
 /// `Mapping::failed` bits.
@@ -659,6 +662,7 @@ impl Mapping {
             failed_errno: AtomicI32::new(0),
             lost_pages: AtomicU64::new(0),
             writer: AtomicUsize::new(0),
+            reg_id: AtomicU64::new(0),
         })
     }
 }

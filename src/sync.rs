@@ -228,15 +228,18 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
     } = scratch;
     taken.clear();
     order.begin(m.log.pending() + spill.len(), m.lines());
-    if lo == 0 && hi >= m.lines() {
-        // The whole mapping: the entries are the keys.
+    let id = m.reg_id.load(Relaxed);
+    let rings = if lo == 0 && hi >= m.lines() {
+        // The whole mapping: the entries are the keys. The per-thread rings first: what
+        // they hold of other mappings goes to those mappings' logs (rings.rs).
+        let r = crate::rings::take(id, &mut |f, c| order.push(crate::marklog::key(f, c)));
         m.log.drain_keys(order);
         if !spill.is_empty() {
             order.extend(spill.drain(..));
             m.log.hold(0);
         }
+        r
     } else {
-        let mut held = 0u64;
         // What the spill holds of the range; the rest stays.
         let mut outside = vec![];
         spill.retain(|&k| {
@@ -254,7 +257,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
             }
             false
         });
-        held += spill
+        let mut held = spill
             .iter()
             .map(|&k| crate::marklog::unkey(k).1 as u64)
             .sum::<u64>();
@@ -269,7 +272,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         for (f, c) in outside {
             keep(f, c, spill);
         }
-        m.log.drain(|f, c| {
+        let mut entry = |f: usize, c: usize| {
             let (s, e) = (f.max(lo), (f + c).min(hi));
             if s < e {
                 order.push(crate::marklog::key(s, e - s));
@@ -281,12 +284,22 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
                 let s = hi.max(f);
                 keep(s, f + c - s, spill);
             }
-        });
+        };
+        let r = crate::rings::take(id, &mut entry);
+        m.log.drain(&mut entry);
         m.log.hold(held);
+        r
+    };
+    let mut failed = rings.err().map(|_| reentered("dax_sync"));
+    if failed.is_none() {
+        let a = m.addr + (lo << m.line_shift);
+        let l = ((hi - lo) << m.line_shift).min(m.addr + m.len - a);
+        if let Err(e) = crate::track::take(m, a, l, lo, hi, &mut |f, c| taken.push((f, c))) {
+            failed = Some(e);
+        }
     }
-    let a = m.addr + (lo << m.line_shift);
-    let l = ((hi - lo) << m.line_shift).min(m.addr + m.len - a);
-    if let Err(e) = crate::track::take(m, a, l, lo, hi, &mut |f, c| taken.push((f, c))) {
+    if let Some(e) = failed {
+        // Nothing taken is lost: back into the index.
         for &k in order.keys() {
             let (f, c) = crate::marklog::unkey(k);
             m.index.mark(f, f + c);
@@ -300,13 +313,16 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
 /// Move everything marked into the index: the mark log and a ranged sync's spill (the
 /// caller holds the sync lock: `scratch` is its guard's). Before a split or a punched
 /// hole, which work on the index.
-pub fn all_to_index(m: &Mapping, scratch: &mut SyncScratch) {
+pub fn all_to_index(m: &Mapping, scratch: &mut SyncScratch, what: &str) -> Result<()> {
+    crate::rings::take(m.reg_id.load(Relaxed), &mut |f, c| m.index.mark(f, f + c))
+        .map_err(|_| reentered(what))?;
     for k in scratch.spill.drain(..) {
         let (f, c) = crate::marklog::unkey(k);
         m.index.mark(f, f + c);
     }
     m.log.hold(0);
     m.log.drain(|f, c| m.index.mark(f, f + c));
+    Ok(())
 }
 
 /// Lines marked and not yet written back, for `dax_get_stats`: the index's count plus
@@ -314,7 +330,9 @@ pub fn all_to_index(m: &Mapping, scratch: &mut SyncScratch) {
 /// no lock, whatever the mapping's size or the number of marks; a line marked more
 /// than once since the last sync through the log may count more than once.
 pub fn dirty_lines(m: &Mapping) -> u64 {
-    m.index.dirty_lines() + m.log.pending_lines()
+    m.index.dirty_lines()
+        + m.log.pending_lines()
+        + crate::rings::pending_lines(m.reg_id.load(Relaxed))
 }
 
 /// Take every dirty line of [lo, hi) into `scratch.runs`, ascending, disjoint and not
@@ -439,7 +457,7 @@ pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
             .sync_lock
             .lock()
             .map_err(|_| reentered("dax_punch_hole"))?;
-        all_to_index(m, &mut g);
+        all_to_index(m, &mut g, "dax_punch_hole")?;
         let (lo, hi) = m.lines_of(inner_lo, inner_hi - inner_lo);
         m.index.clear(lo, hi);
     }

@@ -795,3 +795,67 @@ fn ranged_syncs_keep_the_rest_for_later_and_count_it() {
         assert_eq!(daxpmem::sync::dirty_lines(&m), 0);
     }
 }
+
+/// Marks through handles (the per-thread mark rings, rings.rs) on two mappings from two
+/// threads, each thread also syncing both (ranges and whole): every mark made before a
+/// sync began is written back by it or an earlier one, whichever thread's ring holds
+/// it and whichever mapping's sync took that ring (forwarding).
+#[test]
+fn trace_ring_marks_of_two_mappings_are_never_lost() {
+    use daxpmem::ffi;
+    let len = 1 << 20;
+    // Registered (a handle, so marks go through the rings), forced pmem (the seam sees
+    // every line written back).
+    let mk = |name: &str| daxpmem::handle::new(shm_mapping(name, len, true)).unwrap() as usize;
+    let hs = [mk("ringA"), mk("ringB")];
+    let ops_per_thread = 150_000u64;
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let refs: Vec<_> = hs
+                    .iter()
+                    .map(|&h| daxpmem::handle::get(h as *const _, "test").unwrap())
+                    .collect();
+                let line = refs[0].line;
+                let nlines = len / line;
+                let mut rng = Rng(0xABCDEF + t * 104_729);
+                let mut ev: [Vec<Ev>; 2] = [vec![], vec![]];
+                for i in 0..ops_per_thread {
+                    let w = rng.below(2) as usize;
+                    let m = &refs[w];
+                    if rng.below(10) == 0 {
+                        let (lo, hi) = if rng.below(4) == 0 {
+                            (0, nlines)
+                        } else {
+                            let lo = rng.below(nlines as u64) as usize;
+                            (lo, (lo + 1 + rng.below(4096) as usize).min(nlines))
+                        };
+                        ev[w].push(recorded_sync(m, lo, hi));
+                    } else {
+                        let l = rng.below(nlines as u64) as usize;
+                        let tb = seam::tick();
+                        // SAFETY: inside the mapping.
+                        unsafe { ((m.addr + l * line) as *mut u64).write_volatile(i) };
+                        daxpmem::handle::mark(hs[w] as *const _, m.addr + l * line, 8).unwrap();
+                        let ta = seam::tick();
+                        ev[w].push(Ev::Mark { line: l, tb, ta });
+                    }
+                }
+                ev
+            })
+        })
+        .collect();
+    let mut per: [Vec<Ev>; 2] = [vec![], vec![]];
+    for h in threads {
+        let [a, b] = h.join().unwrap();
+        per[0].extend(a);
+        per[1].extend(b);
+    }
+    for evs in &per {
+        let checked = check_trace(evs, len / 64);
+        assert!(checked > 20_000, "the trace checked too little: {checked}");
+    }
+    for h in hs {
+        assert_eq!(ffi::dax_unmap(h as *mut _), 0);
+    }
+}
