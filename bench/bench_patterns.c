@@ -17,11 +17,12 @@
  *   e64    64-byte records (= a, a second time: the noise between two equal candidates)
  *   e4K    4 KiB records (64 lines each, page-aligned)
  * Oracle of each pattern: the same stores (by the same threads), then exactly those
- * records written back with wb_cache_pmem and one wmb_pmem, as bench_sync.c does.
+ * records written back with wb_cache_pmem and one wmb_pmem, as bench_sync.c does; for
+ * c4, per call: each quarter's records, then a fence (four calls, four fences).
  * Rounds: every pattern and its oracle run once per round, the patterns in a fresh
  * random order each round, and within a pattern dax and oracle take turns at going first; each run on its
  * own fresh random records, stored just before and settled by a fence.
- * Goals (printed, never asserted): dax_sync <= 1.5x oracle + 0.3 us, and pattern <=
+ * Goals (printed, never asserted): dax_sync <= 1.5x oracle + 0.3 us a call, and pattern <=
  * 1.2x pattern a in the same round (e4K: n/a, 64x the lines). Verdicts use the medians;
  * "N/M" is how many rounds met the goal on their own.
  *
@@ -130,7 +131,7 @@ static double run(int p, int oracle, size_t k, uint64_t *offs, uint32_t *extra, 
     draw(offs, p == P_E1 ? extra : NULL, k, unit);
     if (p == P_E1)
         for (size_t i = 0; i < k; i++) offs[i] += extra[i];
-    if (p == P_C4 && !oracle) qsort(offs, k, sizeof *offs, cmpu64); /* the caller knows its ranges */
+    if (p == P_C4) qsort(offs, k, sizeof *offs, cmpu64); /* the caller knows its ranges */
     uint64_t lo = UINT64_MAX, hi = 0;
     if (p == P_C1 && !oracle)
         for (size_t i = 0; i < k; i++) {
@@ -154,6 +155,15 @@ static double run(int p, int oracle, size_t k, uint64_t *offs, uint32_t *extra, 
      * in flight from the run before) */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     double t0 = now_ns(), t;
+    if (oracle && p == P_C4) {
+        /* four calls, four fences: each range's lines, then a fence */
+        size_t parts = k < 4 ? k : 4;
+        for (size_t g = 0; g < parts; g++) {
+            for (size_t i = k * g / parts; i < k * (g + 1) / parts; i++) wb_cache_pmem(base + offs[i], rec);
+            wmb_pmem();
+        }
+        return now_ns() - t0;
+    }
     if (oracle) {
         for (size_t i = 0; i < k; i++) wb_cache_pmem(base + offs[i], rec);
         wmb_pmem();
@@ -239,10 +249,12 @@ static void patterns(const size_t *ks, int nk, int rounds) {
             if (!(pmask >> p & 1)) continue;
             double ro[MAXR], ra[MAXR], d[MAXR], o[MAXR];
             int met1 = 0, met2 = 0;
+            /* the +0.3 us is per dax_sync call (c4 makes four) */
+            double slack = 300.0 * (p == P_C4 ? (k < 4 ? k : 4) : 1);
             for (int r = 0; r < rounds; r++) {
                 ro[r] = t[p][0][r] / t[p][1][r];
                 ra[r] = t[p][0][r] / t[P_A][0][r];
-                met1 += t[p][0][r] <= 1.5 * t[p][1][r] + 300;
+                met1 += t[p][0][r] <= 1.5 * t[p][1][r] + slack;
                 met2 += t[p][0][r] <= 1.2 * t[P_A][0][r];
                 d[r] = t[p][0][r];
                 o[r] = t[p][1][r];
@@ -255,7 +267,7 @@ static void patterns(const size_t *ks, int nk, int rounds) {
                 snprintf(notes, sizeof notes, "dax_get_stats itself: %s (%.1fx the sync of a)", fmt_ns(b3, ms), ms / ma);
             }
             printf("| %s | %zu | %s | %s | %.2f | %s (%d/%d) |", pname[p], k, fmt_ns(b1, md), fmt_ns(b2, mo),
-                   median(ro, rounds), md <= 1.5 * mo + 300 ? "met" : "**NOT met**", met1, rounds);
+                   median(ro, rounds), md <= 1.5 * mo + slack ? "met" : "**NOT met**", met1, rounds);
             if (p == P_A) printf(" 1 | (reference) |");
             else if (p == P_E4K) printf(" %.2f | n/a (64x the lines) |", median(ra, rounds));
             else printf(" %.2f | %s (%d/%d) |", median(ra, rounds), md <= 1.2 * ma ? "met" : "**NOT met**", met2, rounds);
