@@ -55,14 +55,24 @@ struct Producer {
     /// Marks of the owner in progress on this ring (0 or 1; a nested one uses the
     /// shared log).
     depth: AtomicU32,
+    /// Low 32 bits: the next position (modulo 2^32); high 32 bits: the lines of every
+    /// entry pushed (modulo 2^32), published together by one plain store.
     tail: AtomicU64,
     ring: AtomicPtr<Entry>,
+    /// The mapping of the latest entries, and the position from which every entry is
+    /// that mapping's: `pending_lines` counts without reading the ring when a thread
+    /// marks one mapping at a time.
+    run_id: AtomicU64,
+    run_from: AtomicU64,
 }
 
 /// The consumers' side.
 #[repr(C, align(64))]
 struct Consumer {
+    /// The next position to take (modulo 2^32).
     head: AtomicU64,
+    /// The tail's line count at `head`.
+    taken: AtomicU64,
     lock: Mutex<()>,
 }
 
@@ -78,9 +88,12 @@ const FREE: Rec = Rec {
         depth: AtomicU32::new(0),
         tail: AtomicU64::new(0),
         ring: AtomicPtr::new(std::ptr::null_mut()),
+        run_id: AtomicU64::new(0),
+        run_from: AtomicU64::new(0),
     },
     c: Consumer {
         head: AtomicU64::new(0),
+        taken: AtomicU64::new(0),
         lock: Mutex::new(()),
     },
 };
@@ -92,6 +105,15 @@ static CLAIMED: AtomicU64 = AtomicU64::new(0);
 static ENABLED: AtomicUsize = AtomicUsize::new(2);
 
 const _: () = assert!(NREC <= 64);
+
+/// Positions are counted modulo 2^32 (the low half of `tail`; CAP divides 2^32).
+const POS: u64 = 0xffff_ffff;
+
+/// Positions from `from` up to `to` (modulo 2^32).
+#[inline(always)]
+fn span(from: u64, to: u64) -> u64 {
+    to.wrapping_sub(from) & POS
+}
 
 /// The id of the mapping in registry slot `idx` with generation `gen`.
 #[inline(always)]
@@ -198,13 +220,22 @@ fn push(r: &Rec, idx: usize, gen: u64, addr: usize, len: usize) -> Option<bool> 
     }
     let ring = r.p.ring.load(Relaxed);
     let t = r.p.tail.load(Relaxed);
-    if t.wrapping_sub(r.c.head.load(Acquire)) >= CAP {
+    let pos = t & POS;
+    if span(r.c.head.load(Acquire), pos) >= CAP {
         return None;
     }
-    let e = entry(ring, t);
-    e.id.store(id_of(idx, gen), Relaxed);
+    let id = id_of(idx, gen);
+    let e = entry(ring, pos);
+    e.id.store(id, Relaxed);
     e.key.store(key(lo, hi - lo), Relaxed);
-    r.p.tail.store(t + 1, Release);
+    if r.p.run_id.load(Relaxed) != id {
+        r.p.run_from.store(pos, Relaxed);
+        r.p.run_id.store(id, Relaxed);
+    }
+    // One position and hi - lo lines (a carry out of the position at 2^32 adds a line
+    // to the count: a statistic, off by one every 4 billion marks).
+    r.p.tail
+        .store(t.wrapping_add(1 | ((hi - lo) as u64) << 32), Release);
     Some(registry::is_live_id(idx, gen))
 }
 
@@ -223,14 +254,14 @@ pub fn take(me: u64, own: &mut dyn FnMut(usize, usize)) -> Result<(), lock::Reen
         let i = claimed.trailing_zeros() as usize;
         claimed &= claimed - 1;
         let r = &RECS[i];
-        if r.c.head.load(Acquire) == r.p.tail.load(Acquire) {
+        if span(r.c.head.load(Acquire), r.p.tail.load(Acquire)) == 0 {
             continue;
         }
         let _g = r.c.lock.lock()?;
         let ring = r.p.ring.load(Acquire);
         let h = r.c.head.load(Relaxed);
         let t = r.p.tail.load(Acquire);
-        for j in h..t {
+        for j in h..h + span(h, t) {
             let e = entry(ring, j);
             let (id, k) = (e.id.load(Relaxed), e.key.load(Relaxed));
             let (first, count) = unkey(k);
@@ -248,13 +279,16 @@ pub fn take(me: u64, own: &mut dyn FnMut(usize, usize)) -> Result<(), lock::Reen
                 }
             }
         }
-        r.c.head.store(t, Release);
+        r.c.taken.store(t >> 32, Relaxed);
+        r.c.head.store(t & POS, Release);
     }
     Ok(())
 }
 
-/// Lines of mapping `me` waiting in the rings (read, not taken: for
-/// `dax_get_stats`; in proportion to what the rings hold, usually nothing).
+/// Lines of mapping `me` waiting in the rings, for `dax_get_stats`. A few loads a
+/// ring when its pending entries are all of one mapping (a thread marking one mapping
+/// at a time); a read of the pending entries otherwise. A statistic: entries taken
+/// or overwritten while it reads may be miscounted, never read outside a ring.
 pub fn pending_lines(me: u64) -> u64 {
     let mut claimed = CLAIMED.load(Acquire);
     if me == 0 {
@@ -267,10 +301,20 @@ pub fn pending_lines(me: u64) -> u64 {
         let r = &RECS[i];
         let t = r.p.tail.load(Acquire);
         let h = r.c.head.load(Acquire);
+        let pending = span(h, t);
+        if pending == 0 || pending > CAP {
+            continue;
+        }
+        let (rid, from) = (r.p.run_id.load(Relaxed), r.p.run_from.load(Relaxed));
+        if span(from, t) >= pending {
+            // Every pending entry is of the latest run's mapping.
+            if rid == me {
+                n += ((t >> 32).wrapping_sub(r.c.taken.load(Relaxed))) & POS;
+            }
+            continue;
+        }
         let ring = r.p.ring.load(Acquire);
-        // A consumer may take (and the owner overwrite) entries while we read: a
-        // statistic, never more than CAP entries a ring.
-        for j in h..t.clamp(h, h + CAP) {
+        for j in h..h + pending {
             let e = entry(ring, j);
             if e.id.load(Relaxed) == me {
                 n += unkey(e.key.load(Relaxed)).1 as u64;

@@ -859,3 +859,35 @@ fn trace_ring_marks_of_two_mappings_are_never_lost() {
         assert_eq!(ffi::dax_unmap(h as *mut _), 0);
     }
 }
+
+/// `dirty_lines` counts what the mark rings hold: a thread marking one mapping (the
+/// counted run) and two in turn (the read of the ring), and nothing after a sync.
+#[test]
+fn dirty_lines_counts_ring_marks() {
+    let len = 1 << 20;
+    let h = [
+        daxpmem::handle::new(shm_mapping("dl-a", len, true)).unwrap(),
+        daxpmem::handle::new(shm_mapping("dl-b", len, true)).unwrap(),
+    ];
+    let m: Vec<_> = h
+        .iter()
+        .map(|&h| daxpmem::handle::get(h, "test").unwrap())
+        .collect();
+    for i in 0..10 {
+        daxpmem::handle::mark(h[0], m[0].addr + i * 4096, 100).unwrap();
+    }
+    assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 20);
+    assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 0);
+    for i in 0..5 {
+        daxpmem::handle::mark(h[1], m[1].addr + i * 4096, 1).unwrap();
+        daxpmem::handle::mark(h[0], m[0].addr + 102_400 + i * 64, 64).unwrap();
+    }
+    assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 25);
+    assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 5);
+    daxpmem::sync::sync(&m[0], m[0].addr, len).unwrap();
+    assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 0);
+    // m[1]'s marks were forwarded to its own log by that sync: still counted.
+    assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 5);
+    daxpmem::sync::sync(&m[1], m[1].addr, len).unwrap();
+    assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 0);
+}
