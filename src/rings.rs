@@ -37,16 +37,16 @@ use std::sync::atomic::{
 
 /// Records (threads with a ring) at most.
 const NREC: usize = 64;
-/// Entries per ring (16 bytes each: 256 KiB per ring, backed as it is used).
+/// Entries per ring (8 bytes each: 128 KiB per ring, backed as it is used).
 const CAP: u64 = 1 << 14;
 
-#[repr(C)]
-struct Entry {
-    /// The mapping: slot << 40 | generation (never 0: generations start at 1).
-    id: AtomicU64,
-    /// The mark-log entry (marklog::key).
-    key: AtomicU64,
-}
+/// An entry is a mark-log entry (`marklog::key`, below 2^63) of the mapping named by
+/// the latest run entry before it: `RUN | id` (`id_of`), written when a thread marks
+/// another mapping than its previous mark's.
+type Entry = AtomicU64;
+const RUN: u64 = 1 << 63;
+/// First lines this high use the shared log (their keys would reach `RUN`).
+const MAX_FIRST: usize = 1 << 55;
 
 /// The producer's side (written by the owning thread only).
 #[repr(C, align(64))]
@@ -59,9 +59,9 @@ struct Producer {
     /// entry pushed (modulo 2^32), published together by one plain store.
     tail: AtomicU64,
     ring: AtomicPtr<Entry>,
-    /// The mapping of the latest entries, and the position from which every entry is
-    /// that mapping's: `pending_lines` counts without reading the ring when a thread
-    /// marks one mapping at a time.
+    /// The mapping of the latest entries (the latest run entry's), and that entry's
+    /// position: `pending_lines` counts without reading the ring when every pending
+    /// entry is of one run.
     run_id: AtomicU64,
     run_from: AtomicU64,
 }
@@ -73,6 +73,8 @@ struct Consumer {
     head: AtomicU64,
     /// The tail's line count at `head`.
     taken: AtomicU64,
+    /// The mapping of the entries at `head` (the latest run entry before it).
+    cur: AtomicU64,
     lock: Mutex<()>,
 }
 
@@ -94,6 +96,7 @@ const FREE: Rec = Rec {
     c: Consumer {
         head: AtomicU64::new(0),
         taken: AtomicU64::new(0),
+        cur: AtomicU64::new(0),
         lock: Mutex::new(()),
     },
 };
@@ -175,7 +178,7 @@ fn claim(r: &'static Rec, me: u64) -> Option<&'static Rec> {
 #[inline(always)]
 fn entry(ring: *mut Entry, i: u64) -> &'static Entry {
     // SAFETY: ring points to CAP entries that are never unmapped; i is reduced modulo
-    // CAP; zero-filled memory is a valid pair of atomics.
+    // CAP; zero-filled memory is a valid atomic.
     unsafe { &*ring.add((i % CAP) as usize) }
 }
 
@@ -215,36 +218,39 @@ fn push(r: &Rec, idx: usize, gen: u64, addr: usize, len: usize) -> Option<bool> 
     }
     let shift = crate::cpu::config().line.trailing_zeros();
     let (lo, hi) = ((addr - start) >> shift, ((last - start) >> shift) + 1);
-    if hi - lo > MAX_RUN {
+    if hi - lo > MAX_RUN || lo >= MAX_FIRST {
         return None;
     }
     let ring = r.p.ring.load(Relaxed);
     let t = r.p.tail.load(Relaxed);
-    let pos = t & POS;
-    if span(r.c.head.load(Acquire), pos) >= CAP {
+    let mut pos = t & POS;
+    let id = id_of(idx, gen);
+    let run = r.p.run_id.load(Relaxed) != id;
+    if span(r.c.head.load(Acquire), pos) + u64::from(run) >= CAP {
         return None;
     }
-    let id = id_of(idx, gen);
-    let e = entry(ring, pos);
-    e.id.store(id, Relaxed);
-    e.key.store(key(lo, hi - lo), Relaxed);
-    if r.p.run_id.load(Relaxed) != id {
+    if run {
+        entry(ring, pos).store(RUN | id, Relaxed);
         r.p.run_from.store(pos, Relaxed);
         r.p.run_id.store(id, Relaxed);
+        pos += 1;
     }
-    // One position and hi - lo lines (a carry out of the position at 2^32 adds a line
-    // to the count: a statistic, off by one every 4 billion marks).
-    r.p.tail
-        .store(t.wrapping_add(1 | ((hi - lo) as u64) << 32), Release);
+    entry(ring, pos).store(key(lo, hi - lo), Relaxed);
+    // The positions and hi - lo lines, published by one store (a carry out of the
+    // position at 2^32 adds a line to the count: a statistic, off by one every 4
+    // billion marks).
+    let step = 1 + u64::from(run) + (((hi - lo) as u64) << 32);
+    r.p.tail.store(t.wrapping_add(step), Release);
     Some(registry::is_live_id(idx, gen))
 }
 
 /// Take every published entry of every ring: those of mapping `me` (`id_of`) go to
-/// `own(first, count)`, the others into their mappings' shared logs (or indexes).
+/// `own(entry)` (a `marklog::key`), the others into their mappings' shared logs (or indexes).
 /// The caller holds the sync lock of `me` (0: an unregistered mapping, none). Err when this thread holds a
 /// ring's consumer lock already (a signal handler that interrupted a sync): entries
 /// handed to `own` before that stand.
-pub fn take(me: u64, own: &mut dyn FnMut(usize, usize)) -> Result<(), lock::Reentered> {
+#[inline]
+pub fn take(me: u64, mut own: impl FnMut(u64)) -> Result<(), lock::Reentered> {
     let mut claimed = CLAIMED.load(Acquire);
     if claimed == 0 || me == 0 {
         return Ok(());
@@ -261,15 +267,19 @@ pub fn take(me: u64, own: &mut dyn FnMut(usize, usize)) -> Result<(), lock::Reen
         let ring = r.p.ring.load(Acquire);
         let h = r.c.head.load(Relaxed);
         let t = r.p.tail.load(Acquire);
+        let mut cur = r.c.cur.load(Relaxed);
         for j in h..h + span(h, t) {
-            let e = entry(ring, j);
-            let (id, k) = (e.id.load(Relaxed), e.key.load(Relaxed));
-            let (first, count) = unkey(k);
-            if id == me {
-                own(first, count);
+            let k = entry(ring, j).load(Relaxed);
+            if k & RUN != 0 {
+                cur = k & !RUN;
                 continue;
             }
-            let (oi, og) = ((id >> 40) as usize, id & registry::GEN_MASK);
+            if cur == me {
+                own(k);
+                continue;
+            }
+            let (first, count) = unkey(k);
+            let (oi, og) = ((cur >> 40) as usize, cur & registry::GEN_MASK);
             if other.as_ref().is_none_or(|o| o.id() != (oi as u32, og)) {
                 other = registry::acquire(oi, og);
             }
@@ -279,10 +289,24 @@ pub fn take(me: u64, own: &mut dyn FnMut(usize, usize)) -> Result<(), lock::Reen
                 }
             }
         }
+        r.c.cur.store(cur, Relaxed);
         r.c.taken.store(t >> 32, Relaxed);
         r.c.head.store(t & POS, Release);
     }
     Ok(())
+}
+
+/// Entries waiting in the rings, of every mapping (a sync's estimate of what it takes:
+/// the sort counts a histogram while collecting when there are many).
+pub fn pending() -> usize {
+    let mut claimed = CLAIMED.load(Relaxed);
+    let mut n = 0;
+    while claimed != 0 {
+        let r = &RECS[claimed.trailing_zeros() as usize];
+        claimed &= claimed - 1;
+        n += span(r.c.head.load(Relaxed), r.p.tail.load(Relaxed)).min(CAP) as usize;
+    }
+    n
 }
 
 /// Lines of mapping `me` waiting in the rings, for `dax_get_stats`. A few loads a
@@ -314,10 +338,13 @@ pub fn pending_lines(me: u64) -> u64 {
             continue;
         }
         let ring = r.p.ring.load(Acquire);
+        let mut cur = r.c.cur.load(Relaxed);
         for j in h..h + pending {
-            let e = entry(ring, j);
-            if e.id.load(Relaxed) == me {
-                n += unkey(e.key.load(Relaxed)).1 as u64;
+            let k = entry(ring, j).load(Relaxed);
+            if k & RUN != 0 {
+                cur = k & !RUN;
+            } else if cur == me {
+                n += unkey(k).1 as u64;
             }
         }
     }
@@ -331,6 +358,9 @@ pub fn after_fork_child() {
     for r in &RECS {
         r.c.lock.reset_after_fork();
         r.p.depth.store(0, Relaxed);
+        // A run entry the forking thread's mark wrote but never published: the next
+        // mark writes its own.
+        r.p.run_id.store(0, Relaxed);
     }
 }
 

@@ -229,12 +229,13 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         ..
     } = scratch;
     taken.clear();
-    order.begin(m.log.pending() + spill.len(), m.lines());
     let id = m.reg_id.load(Relaxed);
+    let ringed = if id != 0 { crate::rings::pending() } else { 0 };
+    order.begin(m.log.pending() + spill.len() + ringed, m.lines());
     let rings = if lo == 0 && hi >= m.lines() {
         // The whole mapping: the entries are the keys. The per-thread rings first: what
         // they hold of other mappings goes to those mappings' logs (rings.rs).
-        let r = crate::rings::take(id, &mut |f, c| order.push(crate::marklog::key(f, c)));
+        let r = crate::rings::take(id, |k| order.push(k));
         m.log.drain_keys(order);
         if !spill.is_empty() {
             order.extend(spill.drain(..));
@@ -287,7 +288,10 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
                 keep(s, f + c - s, spill);
             }
         };
-        let r = crate::rings::take(id, &mut entry);
+        let r = crate::rings::take(id, |k| {
+            let (f, c) = crate::marklog::unkey(k);
+            entry(f, c)
+        });
         m.log.drain(&mut entry);
         m.log.hold(held);
         r
@@ -316,8 +320,11 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
 /// caller holds the sync lock: `scratch` is its guard's). Before a split or a punched
 /// hole, which work on the index.
 pub fn all_to_index(m: &Mapping, scratch: &mut SyncScratch, what: &str) -> Result<()> {
-    crate::rings::take(m.reg_id.load(Relaxed), &mut |f, c| m.index.mark(f, f + c))
-        .map_err(|_| reentered(what))?;
+    crate::rings::take(m.reg_id.load(Relaxed), |k| {
+        let (f, c) = crate::marklog::unkey(k);
+        m.index.mark(f, f + c)
+    })
+    .map_err(|_| reentered(what))?;
     for k in scratch.spill.drain(..) {
         let (f, c) = crate::marklog::unkey(k);
         m.index.mark(f, f + c);
