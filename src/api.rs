@@ -360,10 +360,11 @@ impl MapOptions {
 /// Adopt `[addr, addr+len)`, a shared mapping of `fd` at `offset` the caller made
 /// (`dax_adopt`, `DaxMap::from_mmap`): refused with EEXIST where it overlaps a daxpmem
 /// mapping, else checked against what the kernel maps there (map::adopt).
+/// `fd` is checked (open, read-write) after the overlap.
 pub(crate) fn adopt(
     addr: usize,
     len: usize,
-    fd: BorrowedFd<'_>,
+    fd: std::os::fd::RawFd,
     offset: u64,
     flags: u32,
     mapped_sync: bool,
@@ -376,6 +377,7 @@ pub(crate) fn adopt(
             ));
         }
     }
+    let fd = map::check_fd(fd, "dax_adopt")?;
     DaxMap::register(map::adopt(addr, len, fd, offset, flags, mapped_sync)?)
 }
 
@@ -875,11 +877,10 @@ impl DaxMap {
         offset: u64,
         track: Track,
     ) -> Result<DaxMap> {
-        let fd = map::check_fd(file.as_fd().as_raw_fd(), "from_mmap")?;
         let m = adopt(
             mmap.as_ptr() as usize,
             mmap.len(),
-            fd,
+            file.as_fd().as_raw_fd(),
             offset,
             track.flags(),
             false,

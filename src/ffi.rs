@@ -754,7 +754,6 @@ pub extern "C" fn dax_adopt(
         if offset < 0 {
             return Err(Error::inval(format!("dax_adopt: negative offset {offset}")));
         }
-        let fd = hooks::check_fd(fd, "dax_adopt")?;
         let sync = flags & DAX_ADOPT_MAP_SYNC != 0;
         api::adopt(
             addr as usize,
