@@ -50,7 +50,7 @@ macro_rules! internal {
 }
 
 internal!(
-    cpu, dirty, flush, fork, handle, lock, map, marklog, nt, order, pagemap, pmem, registry,
+    cpu, dirty, flush, fork, handle, lock, map, marklog, nt, order, pagemap, pmem, registry, rings,
     signals, sync, sys, track, uffd,
 );
 
@@ -81,6 +81,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 // register the fork handler (fork.rs).
 extern "C" fn daxpmem_ctor() {
     let _ = std::panic::catch_unwind(cpu::init);
+    let _ = std::panic::catch_unwind(rings::init);
     fork::install();
 }
 
