@@ -1,6 +1,7 @@
 # daxpmem — build, install, test, demo, bench.
 #   make            build the library and tools (cargo, release)
-#   make demo       build and run the demo C program against the installed library
+#   make demo       build and run the demo C program against the installed library,
+#                   and the Rust one (examples/wal.rs)
 #   make test       every test: cargo tests, header and symbol checks, C and C++ tests
 #                   against the library installed into a temporary prefix
 #   make install    PREFIX=/usr/local DESTDIR=   (make uninstall removes it again)
@@ -67,6 +68,8 @@ test: test-rust check-header check-symbols c-tests test-unprivileged
 
 test-rust:
 	$(CARGO) test --release --features seam
+	$(CARGO) test --release --features memmap2 --test api
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --features memmap2
 
 check-header:
 	$(CARGO) test --release --test header
@@ -153,6 +156,7 @@ demo: tmp-install
 	$(CC) -std=c11 $(CWARN) -O2 -o $(TMP)/demo examples/demo.c $$($(PKGENV) pkg-config --cflags --libs daxpmem) \
 	    -Wl,-rpath,$$($(PKGENV) pkg-config --variable=libdir daxpmem)
 	$(TMP)/demo $${DEMO_DIR:-/dev/shm}
+	$(CARGO) run --release --example wal -- $${DEMO_DIR:-/dev/shm}
 
 # The C tests inside a QEMU guest with a real fsdax filesystem (c-tests/daxvm/README.md):
 # the C tests, the shadow test of every tracking mode on DAX, the preload on DAX.

@@ -123,6 +123,7 @@ impl DirtyIndex {
         self.levels[0].nbits
     }
 
+    #[cfg_attr(not(feature = "seam"), allow(dead_code))] // only the tests use it
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -298,6 +299,7 @@ impl DirtyIndex {
     }
 
     /// Whether any line in [lo, hi) is dirty.
+    #[cfg_attr(not(feature = "seam"), allow(dead_code))] // only the tests use it
     pub fn any(&self, lo: usize, hi: usize) -> bool {
         lo < hi && self.count(lo, hi) > 0
     }

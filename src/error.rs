@@ -1,22 +1,62 @@
-//! The thread-local last error: an errno value and a message for `dax_errormsg()`.
+//! [`Error`], and the thread-local last error of the C layer: an errno value and a
+//! message for `dax_errormsg()`.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
-/// An error from the core: the errno a C caller sees and a message. Errors of the
-/// async-signal-safe calls are made with `at` from static text: making and recording
-/// them never allocates.
+/// An error of daxpmem: the OS error number (the errno a C caller sees) and a message
+/// (what `dax_errormsg()` returns in C).
+///
+/// ```
+/// # fn main() {
+/// let path = std::env::temp_dir().join("daxpmem-doc-error-no-such-dir/file");
+/// let e = daxpmem::MapOptions::new().open(&path).unwrap_err();
+/// assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+/// println!("{e}"); // names the file and what failed
+/// let io: std::io::Error = e.into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// # }
+/// ```
+// Errors of the async-signal-safe calls are made with `at` from static text: making
+// and recording them never allocates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
-    pub errno: i32,
+    pub(crate) errno: i32,
     /// The call or operation the message is about ("" when `msg` says it).
-    pub ctx: &'static str,
-    pub msg: Cow<'static, str>,
+    pub(crate) ctx: &'static str,
+    pub(crate) msg: Cow<'static, str>,
 }
 
 impl Error {
-    pub fn new(errno: i32, msg: impl Into<Cow<'static, str>>) -> Self {
+    /// The OS error number (`libc::EINVAL`, `libc::EBADF`, ...): always `Some`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), daxpmem::Error> {
+    /// # let path = std::env::temp_dir().join(format!("daxpmem-doc-errno-{}", std::process::id()));
+    /// let m = daxpmem::MapOptions::new().create(4096).open(&path)?;
+    /// let e = m.mark(0..5000).unwrap_err();
+    /// assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    /// # drop(m); std::fs::remove_file(&path).unwrap();
+    /// # Ok(()) }
+    /// ```
+    pub fn raw_os_error(&self) -> Option<i32> {
+        Some(self.errno)
+    }
+
+    /// The [`std::io::ErrorKind`] of the error number.
+    ///
+    /// ```
+    /// # fn main() {
+    /// let e = daxpmem::MapOptions::new().open("/nonexistent/daxpmem").unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    /// # }
+    /// ```
+    pub fn kind(&self) -> std::io::ErrorKind {
+        std::io::Error::from_raw_os_error(self.errno).kind()
+    }
+
+    pub(crate) fn new(errno: i32, msg: impl Into<Cow<'static, str>>) -> Self {
         Error {
             errno,
             ctx: "",
@@ -24,7 +64,7 @@ impl Error {
         }
     }
     /// An error about `ctx` with a static message: no allocation.
-    pub const fn at(errno: i32, ctx: &'static str, msg: &'static str) -> Self {
+    pub(crate) const fn at(errno: i32, ctx: &'static str, msg: &'static str) -> Self {
         Error {
             errno,
             ctx,
@@ -32,18 +72,18 @@ impl Error {
         }
     }
     /// EINVAL with a message.
-    pub fn inval(msg: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn inval(msg: impl Into<Cow<'static, str>>) -> Self {
         Error::new(libc::EINVAL, msg)
     }
     /// The current errno, with context.
-    pub fn last_os(what: impl fmt::Display) -> Self {
+    pub(crate) fn last_os(what: impl fmt::Display) -> Self {
         let e = std::io::Error::last_os_error();
         Error::new(
             e.raw_os_error().unwrap_or(libc::EIO),
             format!("{what}: {e}"),
         )
     }
-    pub fn from_io(what: impl fmt::Display, e: &std::io::Error) -> Self {
+    pub(crate) fn from_io(what: impl fmt::Display, e: &std::io::Error) -> Self {
         Error::new(
             e.raw_os_error().unwrap_or(libc::EIO),
             format!("{what}: {e}"),
@@ -62,6 +102,15 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The [`std::io::Error`] of the same kind, with the message (`raw_os_error()` of the
+/// result is None: std keeps either a number or a message).
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        std::io::Error::new(e.kind(), e)
+    }
+}
+
+/// The result of daxpmem's calls.
 pub type Result<T> = std::result::Result<T, Error>;
 
 const MSG_MAX: usize = 1024;
@@ -73,7 +122,7 @@ thread_local! {
 }
 
 /// Record `e` as this thread's last error and set errno.
-pub fn set_last(e: &Error) {
+pub(crate) fn set_last(e: &Error) {
     if e.ctx.is_empty() {
         set_parts(&[&e.msg]);
     } else {
@@ -83,7 +132,7 @@ pub fn set_last(e: &Error) {
 }
 
 /// Set this thread's last message only.
-pub fn set_message(msg: &str) {
+pub(crate) fn set_message(msg: &str) {
     set_parts(&[msg]);
 }
 
@@ -107,27 +156,17 @@ fn set_parts(parts: &[&str]) {
 
 /// Pointer to this thread's last message (empty string if none). Valid until this
 /// thread's next failing call.
-pub fn last_ptr() -> *const libc::c_char {
+pub(crate) fn last_ptr() -> *const libc::c_char {
     LAST.try_with(|b| b.as_ptr() as *const libc::c_char)
         .unwrap_or(c"".as_ptr())
 }
 
-/// The last message as a Rust string.
-pub fn last_message() -> String {
-    LAST.try_with(|b| {
-        let b = b.borrow();
-        let n = b.iter().position(|&c| c == 0).unwrap_or(0);
-        String::from_utf8_lossy(&b[..n]).into_owned()
-    })
-    .unwrap_or_default()
-}
-
-pub fn set_errno(v: i32) {
+pub(crate) fn set_errno(v: i32) {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() = v };
 }
 
-pub fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     // SAFETY: as above.
     unsafe { *libc::__errno_location() }
 }

@@ -3,19 +3,23 @@
 //! header `include/daxpmem.h` is generated from this file by cbindgen, so the doc
 //! comments here are the C documentation.
 //!
+//! It is built on the Rust API (api.rs) only: `MapOptions` and `DaxMap` to make
+//! mappings, `MapHandle` (a C handle with DaxMap's operations, on addresses) for the
+//! calls on one, and the hooks listed in `api::hooks` (the primitives on raw pointers,
+//! registry lookups, `dax_unmap_range`, counters, `dax_chain_sigaction`), plus the
+//! thread-local message of error.rs.
+//!
 //! The exports take raw pointers from C and are plain (not `unsafe`) `extern "C"`
 //! functions: C cannot see Rust's `unsafe`, and each pointer's contract is stated in the
 //! header. Every dereference sits in a small `unsafe` block after the checks.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+use crate::api::hooks as pmem;
+use crate::api::{self, hooks, MapHandle, MapOptions, Track};
 use crate::error::{self, Error, Result};
-use crate::handle::{self, Handle};
-use crate::map::{self, Mapping};
-use crate::{cpu, pmem, registry, sync};
 use libc::{c_char, c_int, c_uint, c_void, mode_t, off_t, size_t};
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// Run `f`; on error record it (errno + message) and return `fail`; a panic is caught
 /// and reported as EIO, never unwound into C.
@@ -39,6 +43,14 @@ fn guard<T>(fail: T, f: impl FnOnce() -> Result<T>) -> T {
             fail
         }
     }
+}
+
+/// `e` about the C function `what`, unless its message names it already.
+fn with_ctx(mut e: Error, what: &'static str) -> Error {
+    if e.ctx.is_empty() && !e.msg.starts_with(what) {
+        e.ctx = what;
+    }
+    e
 }
 
 /// Write back every cache line overlapping [addr, addr+len) from the CPU caches
@@ -100,7 +112,7 @@ pub extern "C" fn memcpy_to_pmem(dst: *mut c_void, src: *const c_void, len: size
 #[no_mangle]
 pub extern "C" fn daxpmem_flush_name() -> *const c_char {
     guard(c"clflush".as_ptr(), || {
-        Ok(cpu::config().flush.c_name().as_ptr().cast())
+        Ok(hooks::c_names().0.as_ptr().cast())
     })
 }
 
@@ -109,16 +121,14 @@ pub extern "C" fn daxpmem_flush_name() -> *const c_char {
 /// string.
 #[no_mangle]
 pub extern "C" fn daxpmem_nt_name() -> *const c_char {
-    guard(c"none".as_ptr(), || {
-        Ok(cpu::config().nt.c_name().as_ptr().cast())
-    })
+    guard(c"none".as_ptr(), || Ok(hooks::c_names().1.as_ptr().cast()))
 }
 
 /// The write-back stride in bytes: the CLFLUSH line size from CPUID leaf 1
 /// (EBX[15:8] * 8), 64 on every current x86-64 CPU.
 #[no_mangle]
 pub extern "C" fn daxpmem_cache_line_size() -> size_t {
-    guard(64, || Ok(cpu::config().line))
+    guard(64, || Ok(hooks::line()))
 }
 
 /// The library version, e.g. "0.1.0". A static string.
@@ -136,6 +146,9 @@ static VERSION_C: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
 
 // ---------------------------------------------------------------------------------
 // Mappings
+
+/// What `dax_map_t *` points to: never dereferenced.
+pub enum Handle {}
 
 /// An open mapping of a file or a device DAX (opaque).
 #[allow(non_camel_case_types)]
@@ -182,15 +195,22 @@ pub const DAX_TRACK_AUTO: c_uint = 0x400;
 
 // The C values are the core's.
 const _: () = assert!(
-    DAX_CREATE == map::CREATE
-        && DAX_EXCL == map::EXCL
-        && DAX_SPARSE == map::SPARSE
-        && DAX_POPULATE == map::POPULATE
-        && DAX_TRACK_MPROTECT == (map::Track::Mprotect as u32) << map::TRACK_SHIFT
-        && DAX_TRACK_UFFD == (map::Track::Uffd as u32) << map::TRACK_SHIFT
-        && DAX_TRACK_KERNEL == (map::Track::Kernel as u32) << map::TRACK_SHIFT
-        && DAX_TRACK_AUTO == (map::Track::Auto as u32) << map::TRACK_SHIFT
+    DAX_CREATE == hooks::CREATE
+        && DAX_EXCL == hooks::EXCL
+        && DAX_SPARSE == hooks::SPARSE
+        && DAX_POPULATE == hooks::POPULATE
 );
+
+/// The DAX_TRACK_* value of a mode (the core's bits; tests/api checks each).
+fn track_flags(t: Track) -> c_uint {
+    match t {
+        Track::Explicit => DAX_TRACK_EXPLICIT,
+        Track::Mprotect => DAX_TRACK_MPROTECT,
+        Track::Uffd => DAX_TRACK_UFFD,
+        Track::Kernel => DAX_TRACK_KERNEL,
+        Track::Auto => DAX_TRACK_AUTO,
+    }
+}
 
 /// dax_stats.flags: a user-space write-back makes this mapping durable.
 pub const DAX_STAT_PMEM: u64 = 1;
@@ -248,10 +268,6 @@ fn cstr<'a>(p: *const c_char, what: &str) -> Result<&'a CStr> {
     Ok(unsafe { CStr::from_ptr(p) })
 }
 
-fn finish_map(m: Mapping) -> Result<*mut dax_map_t> {
-    handle::new(m)
-}
-
 /// Map the file at path, read-write and shared, and return a handle (NULL with errno on
 /// error). len 0 maps the whole file (an error for an empty file or with DAX_CREATE).
 /// Without DAX_CREATE the file must exist and be at least len bytes (EINVAL otherwise).
@@ -286,15 +302,10 @@ pub extern "C" fn dax_map(
 ) -> *mut dax_map_t {
     guard(std::ptr::null_mut(), || {
         let p = cstr(path, "dax_map")?;
-        let (fd, n) = map::open_path(p, len, flags, mode)?;
-        let name = format!("dax_map({})", p.to_string_lossy());
-        finish_map(map::map_fd(
-            std::os::fd::AsFd::as_fd(&fd),
-            0,
-            n,
-            flags & !(map::CREATE | map::EXCL | map::SPARSE),
-            &name,
-        )?)
+        Ok(MapOptions::from_c(flags, len, mode)
+            .open_cstr(p)?
+            .into_handle()
+            .cast())
     })
 }
 
@@ -316,20 +327,15 @@ pub extern "C" fn dax_map_fd(
     flags: c_uint,
 ) -> *mut dax_map_t {
     guard(std::ptr::null_mut(), || {
-        map::check_fd_flags(flags)?;
+        let o = MapOptions::from_c(flags, len, 0);
+        o.check_fd_flags()?;
         if offset < 0 {
             return Err(Error::inval(format!(
                 "dax_map_fd: negative offset {offset}"
             )));
         }
-        let fd = map::check_fd(fd, "dax_map_fd")?;
-        let n = if len == 0 {
-            map::fd_len(fd, offset as u64)?
-        } else {
-            len
-        };
-        map::check_fd_range(fd, offset as u64, n)?;
-        finish_map(map::map_fd(fd, offset as u64, n, flags, "dax_map_fd")?)
+        let fd = hooks::check_fd(fd, "dax_map_fd")?;
+        Ok(o.map_checked_fd(fd, offset as u64)?.into_handle().cast())
     })
 }
 
@@ -344,43 +350,21 @@ pub extern "C" fn dax_map_fd(
 /// the same thread).
 #[no_mangle]
 pub extern "C" fn dax_unmap(m: *mut dax_map_t) -> c_int {
-    guard(-1, || handle::unmap(m).map(|_| 0))
-}
-
-/// Run `f` on the mapping behind handle `m`, which stays mapped while `f` runs whatever
-/// other threads do with the handle.
-fn with_map<T>(
-    m: *const dax_map_t,
-    what: &'static str,
-    fail: T,
-    f: impl FnOnce(&Mapping) -> Result<T>,
-) -> T {
-    guard(fail, || f(&*handle::get(m, what)?))
-}
-
-/// `with_map` for the async-signal-safe calls: never frees a mapping (one unmapped
-/// meanwhile is freed by the next ordinary call).
-fn with_map_signal_safe<T>(
-    m: *const dax_map_t,
-    what: &'static str,
-    fail: T,
-    f: impl FnOnce(&Mapping) -> Result<T>,
-) -> T {
-    guard(fail, || f(&handle::get(m, what)?.no_reap()))
+    guard(-1, || MapHandle::of(m.cast()).unmap().map(|_| 0))
 }
 
 /// The mapping's address (NULL with errno EINVAL/EBADF for a bad handle).
 #[no_mangle]
 pub extern "C" fn dax_addr(m: *const dax_map_t) -> *mut c_void {
-    with_map_signal_safe(m, "dax_addr", std::ptr::null_mut(), |m| {
-        Ok(m.addr as *mut c_void)
+    guard(std::ptr::null_mut(), || {
+        Ok(MapHandle::of(m.cast()).addr_as("dax_addr")? as *mut c_void)
     })
 }
 
 /// The mapping's length in bytes (0 with errno EINVAL/EBADF for a bad handle).
 #[no_mangle]
 pub extern "C" fn dax_len(m: *const dax_map_t) -> size_t {
-    with_map_signal_safe(m, "dax_len", 0, |m| Ok(m.len))
+    guard(0, || MapHandle::of(m.cast()).len_as("dax_len"))
 }
 
 /// 1 if a user-space write-back makes this mapping's data durable (MAP_SYNC on a DAX
@@ -388,7 +372,9 @@ pub extern "C" fn dax_len(m: *const dax_map_t) -> size_t {
 /// 0 if durability needs msync, -1 with errno for a bad handle.
 #[no_mangle]
 pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
-    with_map_signal_safe(m, "dax_is_pmem", -1, |m| Ok(m.pmem as c_int))
+    guard(-1, || {
+        Ok(MapHandle::of(m.cast()).is_pmem_as("dax_is_pmem")? as c_int)
+    })
 }
 
 /// Record that [addr, addr+len) was written: the next dax_sync covering it writes those
@@ -399,7 +385,7 @@ pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
 #[no_mangle]
 pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
     guard(-1, || {
-        handle::mark(m, addr as usize, len)?;
+        MapHandle::of(m.cast()).mark_as("dax_mark_dirty", addr as usize, len)?;
         Ok(0)
     })
 }
@@ -420,17 +406,16 @@ pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: si
 #[no_mangle]
 pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
     guard(-1, || {
-        registry::reap_pending();
-        let r = handle::get(m, "dax_sync")?;
-        let (a, l) = if addr.is_null() && len == 0 {
-            (r.addr, r.len)
+        let h = MapHandle::of(m.cast());
+        let range = if addr.is_null() && len == 0 {
+            None
         } else if len == 0 {
-            return Ok(0);
+            // The handle is checked all the same.
+            return h.len_as("dax_sync").map(|_| 0);
         } else {
-            (addr as usize, len)
+            Some((addr as usize, len))
         };
-        r.check_inside("dax_sync", a, l)?;
-        sync::sync_ref(r, a, l).map(|_| 0)
+        h.sync_as("dax_sync", range).map(|_| 0)
     })
 }
 
@@ -445,12 +430,13 @@ pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) 
 /// punching), or the error of madvise/msync.
 #[no_mangle]
 pub extern "C" fn dax_punch_hole(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
-    with_map(m, "dax_punch_hole", -1, |m| {
+    guard(-1, || {
+        let h = MapHandle::of(m.cast());
         if len == 0 {
-            return Ok(0);
+            return h.len_as("dax_punch_hole").map(|_| 0);
         }
-        m.check_inside("dax_punch_hole", addr as usize, len)?;
-        sync::punch_hole(m, addr as usize, len).map(|_| 0)
+        h.punch_hole_as("dax_punch_hole", addr as usize, len)
+            .map(|_| 0)
     })
 }
 
@@ -467,17 +453,24 @@ pub extern "C" fn dax_memcpy(
     src: *const c_void,
     len: size_t,
 ) -> c_int {
-    with_map(m, "dax_memcpy", -1, |m| {
+    guard(-1, || {
+        let h = MapHandle::of(m.cast());
         if len == 0 {
-            return Ok(0);
+            return h.len_as("dax_memcpy").map(|_| 0);
         }
-        pmem::check_range("dax_memcpy (src)", src as usize, len)?;
-        m.check_inside("dax_memcpy", dst as usize, len)?;
-        let _c = handle::Copying::new(m, "dax_memcpy")?;
-        // SAFETY: dst is inside the mapping (checked), which stays mapped while the copy
-        // is counted; src readable per the C contract.
-        unsafe { m.copy_in(dst as usize, src.cast(), len) }?;
-        Ok(0)
+        // SAFETY: src is readable for len bytes per the C contract (NULL and
+        // wrap-around are checked by the call, after the handle, as "dax_memcpy (src)");
+        // the destination is checked by the call.
+        unsafe {
+            h.copy_as(
+                "dax_memcpy",
+                "dax_memcpy (src)",
+                dst as usize,
+                src.cast(),
+                len,
+            )
+        }
+        .map(|_| 0)
     })
 }
 
@@ -485,16 +478,13 @@ pub extern "C" fn dax_memcpy(
 /// dax_memcpy(). Returns 0, or -1 with errno EINVAL or EIO (as dax_memcpy()).
 #[no_mangle]
 pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len: size_t) -> c_int {
-    with_map(m, "dax_memset", -1, |m| {
+    guard(-1, || {
+        let h = MapHandle::of(m.cast());
         if len == 0 {
-            return Ok(0);
+            return h.len_as("dax_memset").map(|_| 0);
         }
-        m.check_inside("dax_memset", dst as usize, len)?;
-        let _c = handle::Copying::new(m, "dax_memset")?;
-        // SAFETY: dst is inside the mapping (checked), which stays mapped while the fill
-        // is counted.
-        unsafe { m.fill_in(dst as usize, c as u8, len) }?;
-        Ok(0)
+        h.fill_as("dax_memset", dst as usize, c as u8, len)
+            .map(|_| 0)
     })
 }
 
@@ -505,7 +495,9 @@ pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len:
 /// first version of the struct).
 #[no_mangle]
 pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_int {
-    with_map(m, "dax_get_stats", -1, |m| {
+    guard(-1, || {
+        // The handle first (EBADF before a NULL out, as before).
+        let st = MapHandle::of(m.cast()).stats_as("dax_get_stats")?;
         if out.is_null() {
             return Err(Error::inval("dax_get_stats: NULL out"));
         }
@@ -518,16 +510,14 @@ pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_i
                 "dax_get_stats: out->size is {want}; set it to sizeof(struct dax_stats) ({full})"
             )));
         }
-        let c = cpu::config();
-        let k = m.kind;
         let mut flags = 0;
         for (on, bit) in [
-            (m.pmem, DAX_STAT_PMEM),
-            (k.map_sync, DAX_STAT_MAP_SYNC),
-            (k.devdax, DAX_STAT_DEVDAX),
-            (k.file_dax, DAX_STAT_FILE_DAX),
-            (c.skip_writeback(), DAX_STAT_EADR),
-            (k.forced, DAX_STAT_FORCED),
+            (st.pmem, DAX_STAT_PMEM),
+            (st.map_sync, DAX_STAT_MAP_SYNC),
+            (st.devdax, DAX_STAT_DEVDAX),
+            (st.file_dax, DAX_STAT_FILE_DAX),
+            (st.eadr, DAX_STAT_EADR),
+            (st.forced, DAX_STAT_FORCED),
         ] {
             if on {
                 flags |= bit;
@@ -535,20 +525,14 @@ pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_i
         }
         let s = dax_stats {
             size: full as u32,
-            track_mode: (m.track as u32) << map::TRACK_SHIFT,
-            dirty_lines: sync::dirty_lines(m),
-            lines_written_back: m.counters.lines_written_back.load(Relaxed),
-            syncs: m.counters.syncs.load(Relaxed),
-            msync_calls: m.counters.msync_calls.load(Relaxed),
-            tracked_faults: m.counters.tracked_faults.load(Relaxed),
+            track_mode: track_flags(st.track_mode),
+            dirty_lines: st.dirty_lines,
+            lines_written_back: st.lines_written_back,
+            syncs: st.syncs,
+            msync_calls: st.msync_calls,
+            tracked_faults: st.tracked_faults,
             flags,
-            // A walk of the page tables: only where huge entries are the design (DAX);
-            // over a populated page-cache mapping it costs ~0.6 ms a GiB.
-            huge_mapped_bytes: if k.map_sync || k.devdax || k.file_dax {
-                map::huge_mapped_bytes(m.addr, m.len).unwrap_or(DAX_HUGE_UNKNOWN)
-            } else {
-                DAX_HUGE_UNKNOWN
-            },
+            huge_mapped_bytes: st.huge_mapped_bytes.unwrap_or(DAX_HUGE_UNKNOWN),
         };
         // SAFETY: out has room for the full struct (checked above).
         unsafe { out.write(s) };
@@ -567,7 +551,7 @@ pub extern "C" fn dax_errormsg() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn dax_find(addr: *const c_void) -> *mut dax_map_t {
     guard(std::ptr::null_mut(), || {
-        handle::find(addr as usize).ok_or_else(|| {
+        hooks::find(addr as usize).map(|h| h.cast()).ok_or_else(|| {
             Error::new(
                 libc::ENOENT,
                 format!("dax_find: {addr:?} is in no daxpmem mapping"),
@@ -586,12 +570,12 @@ pub extern "C" fn dax_range_is_pmem(addr: *const c_void, len: size_t) -> c_int {
         if len == 0 {
             return Ok(0);
         }
-        match cpu::is_pmem_force() {
+        match hooks::is_pmem_force() {
             Some(true) => return Ok(1),
             Some(false) => return Ok(0),
             None => {}
         }
-        Ok(registry::covered_by(addr as usize, len, &|m| m.pmem) as c_int)
+        Ok(hooks::covered_by_pmem(addr as usize, len) as c_int)
     })
 }
 
@@ -644,7 +628,7 @@ pub extern "C" fn daxpmem_persist(addr: *const c_void, len: size_t) {
 pub extern "C" fn daxpmem_has_auto_flush() -> c_int {
     guard(-1, || {
         Ok(
-            match cpu::auto_flush_in(std::path::Path::new("/sys/bus/nd/devices")) {
+            match hooks::auto_flush_in(std::path::Path::new("/sys/bus/nd/devices")) {
                 Some(true) => 1,
                 Some(false) => 0,
                 None => -1,
@@ -697,7 +681,7 @@ pub extern "C" fn daxpmem_memset(
 /// 0, wrapping range) or munmap's error.
 #[no_mangle]
 pub extern "C" fn dax_unmap_range(addr: *mut c_void, len: size_t) -> c_int {
-    guard(-1, || handle::unmap_range(addr as usize, len).map(|_| 0))
+    guard(-1, || hooks::unmap_range(addr as usize, len).map(|_| 0))
 }
 
 /// 1 if path names a device DAX character device (/dev/daxN.M), 0 if it names anything
@@ -716,7 +700,7 @@ pub extern "C" fn dax_is_devdax(path: *const c_char) -> c_int {
             )));
         }
         Ok(
-            (st.st_mode & libc::S_IFMT == libc::S_IFCHR && map::devdax_geometry(&st).is_some())
+            (st.st_mode & libc::S_IFMT == libc::S_IFCHR && hooks::devdax_geometry(&st).is_some())
                 as c_int,
         )
     })
@@ -772,25 +756,17 @@ pub extern "C" fn dax_adopt(
         if offset < 0 {
             return Err(Error::inval(format!("dax_adopt: negative offset {offset}")));
         }
-        let a = addr as usize;
-        if let Some(end) = a.checked_add(len) {
-            if registry::find_overlap(a, end).is_some() {
-                return Err(Error::new(
-                    libc::EEXIST,
-                    format!("dax_adopt: {addr:?}+{len} overlaps a daxpmem mapping"),
-                ));
-            }
-        }
-        let fd = map::check_fd(fd, "dax_adopt")?;
         let sync = flags & DAX_ADOPT_MAP_SYNC != 0;
-        finish_map(map::adopt(
-            a,
+        api::adopt(
+            addr as usize,
             len,
             fd,
             offset as u64,
             flags & !DAX_ADOPT_MAP_SYNC,
             sync,
-        )?)
+        )
+        .map(|m| m.into_handle().cast())
+        .map_err(|e| with_ctx(e, "dax_adopt"))
     })
 }
 
@@ -799,7 +775,7 @@ pub extern "C" fn dax_adopt(
 /// the caller's again (writable and no longer tracked, also after DAX_TRACK_MPROTECT). Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
 #[no_mangle]
 pub extern "C" fn dax_forget(m: *mut dax_map_t) -> c_int {
-    guard(-1, || handle::forget(m).map(|_| 0))
+    guard(-1, || MapHandle::of(m.cast()).forget().map(|_| 0))
 }
 
 /// daxpmem_counter(): msync calls seen by the preload library.
@@ -811,6 +787,13 @@ pub const DAXPMEM_COUNTER_MSYNC_KERNEL: c_uint = 2;
 /// daxpmem_counter(): lines written back by every dax_sync in the process (kept by the
 /// core, per mapping, and summed when read; adding to it is refused).
 pub const DAXPMEM_COUNTER_LINES_WRITTEN_BACK: c_uint = 3;
+// The counters are the core's ids (sync.rs): the constants are for the header.
+const _: [c_uint; 4] = [
+    DAXPMEM_COUNTER_MSYNC_SEEN,
+    DAXPMEM_COUNTER_MSYNC_USER,
+    DAXPMEM_COUNTER_MSYNC_KERNEL,
+    DAXPMEM_COUNTER_LINES_WRITTEN_BACK,
+];
 
 /// Process-wide counters kept by the core for the libraries layered on it (they hold no
 /// state of their own): adds n to counter `id` and returns the new value (n = 0 reads
@@ -820,7 +803,7 @@ pub const DAXPMEM_COUNTER_LINES_WRITTEN_BACK: c_uint = 3;
 /// overlapping the read (then it may miss the lines of a mapping being unmapped).
 #[no_mangle]
 pub extern "C" fn daxpmem_counter(id: c_uint, n: u64) -> u64 {
-    guard(u64::MAX, || crate::sync::counter(id, n))
+    guard(u64::MAX, || hooks::counter(id, n))
 }
 
 /// Install a signal action through daxpmem when its handler is in place: for SIGSEGV
@@ -844,13 +827,15 @@ pub extern "C" fn dax_chain_sigaction(
 ) -> c_int {
     guard(-1, || {
         // SAFETY: per the C contract act is NULL or valid and oldact NULL or writable.
-        unsafe { crate::signals::chain_sigaction(sig, act, oldact) }.map(|handled| {
-            if handled {
-                0
-            } else {
-                1
-            }
-        })
+        unsafe { hooks::chain_sigaction(sig, act, oldact) }.map(
+            |handled| {
+                if handled {
+                    0
+                } else {
+                    1
+                }
+            },
+        )
     })
 }
 
@@ -862,9 +847,7 @@ pub extern "C" fn dax_lookup(addr: *const c_void, len: size_t) -> *mut dax_map_t
     let a = addr as usize;
     let end = a.saturating_add(len.max(1));
     let r = std::panic::catch_unwind(|| {
-        registry::find(a)
-            .or_else(|| registry::find_overlap(a, end))
-            .map_or(std::ptr::null_mut(), |r| handle::of(&r))
+        hooks::lookup(a, end).map_or(std::ptr::null_mut(), |h| h.cast())
     });
     r.unwrap_or(std::ptr::null_mut())
 }
@@ -874,7 +857,7 @@ pub extern "C" fn dax_lookup(addr: *const c_void, len: size_t) -> *mut dax_map_t
 /// the page tables).
 #[no_mangle]
 pub extern "C" fn dax_track_mode(m: *const dax_map_t) -> c_int {
-    with_map_signal_safe(m, "dax_track_mode", -1, |m| {
-        Ok(((m.track as u32) << map::TRACK_SHIFT) as c_int)
+    guard(-1, || {
+        Ok(track_flags(MapHandle::of(m.cast()).track_as("dax_track_mode")?) as c_int)
     })
 }

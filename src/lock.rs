@@ -157,6 +157,7 @@ impl<T> Mutex<T> {
     }
 
     /// Whether this thread holds the lock.
+    #[cfg_attr(not(feature = "seam"), allow(dead_code))] // only the tests use it
     pub fn held_by_me(&self) -> bool {
         self.state.load(Relaxed) & !WAITERS == self_id()
     }

@@ -76,6 +76,7 @@ pub unsafe fn fill(dst: *mut u8, val: u8, len: usize, c: &Config) -> Temporal {
 ///
 /// # Safety
 /// Both ranges are the caller's, do not overlap, and do not wrap.
+#[cfg_attr(not(feature = "seam"), allow(dead_code))] // only the tests use it
 pub unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, c: &Config) -> Temporal {
     let d = dst as usize;
     if !uses_nt(c, len) {

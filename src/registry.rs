@@ -294,6 +294,7 @@ pub fn retire(r: &Ref) -> bool {
 }
 
 /// Whether the mapping behind `r` is still registered.
+#[cfg_attr(not(feature = "seam"), allow(dead_code))] // only the tests use it
 pub fn is_live(r: &Ref) -> bool {
     let cur = SLOTS[r.idx as usize].state.load(Acquire);
     cur & LIVE != 0 && gen_of(cur) == r.gen

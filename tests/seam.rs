@@ -245,13 +245,16 @@ fn failed_msync_keeps_the_dirty_lines() {
     seam::fail_msync(libc::EIO);
     let r = daxpmem::sync::sync(&m, m.addr, len);
     seam::fail_msync(0);
-    assert_eq!(r.unwrap_err().errno, libc::EIO);
+    assert_eq!(r.unwrap_err().raw_os_error().unwrap(), libc::EIO);
     assert_eq!(m.index.count(0, m.index.len()), dirty, "the bits went back");
     assert_eq!(daxpmem::sync::dirty_lines(&m), dirty);
     assert_eq!(m.counters.msync_calls.load(SeqCst), 1);
     // The retry msyncs them again, but the failure is sticky (see the next test).
     assert_eq!(
-        daxpmem::sync::sync(&m, m.addr, len).unwrap_err().errno,
+        daxpmem::sync::sync(&m, m.addr, len)
+            .unwrap_err()
+            .raw_os_error()
+            .unwrap(),
         libc::EIO
     );
     assert_eq!(m.index.count(0, m.index.len()), 0);
@@ -278,7 +281,7 @@ fn a_failed_msync_is_sticky_until_unmap() {
     let e = daxpmem::sync::sync(&m, m.addr, len).unwrap_err();
     seam::fail_msync(0);
     assert_eq!(
-        e.errno,
+        e.raw_os_error().unwrap(),
         libc::ENOSPC,
         "the first failure reports msync's own error"
     );
@@ -289,11 +292,11 @@ fn a_failed_msync_is_sticky_until_unmap() {
             m.mark(m.addr + 8192, 1);
         }
         let e = daxpmem::sync::sync(&m, m.addr, len).unwrap_err();
-        assert_eq!(e.errno, libc::EIO, "round {round}: {}", e.msg);
-        assert!(e.msg.contains("failed before"), "{}", e.msg);
+        assert_eq!(e.raw_os_error().unwrap(), libc::EIO, "round {round}: {}", e);
+        assert!(e.to_string().contains("failed before"), "{}", e);
         // A part of the mapping too.
         let e = daxpmem::sync::sync(&m, m.addr + 4096, 4096).unwrap_err();
-        assert_eq!(e.errno, libc::EIO);
+        assert_eq!(e.raw_os_error().unwrap(), libc::EIO);
     }
     // Another mapping is not affected.
     daxpmem::sync::sync(&other, other.addr, len).unwrap();
@@ -306,7 +309,10 @@ fn a_failed_msync_is_sticky_until_unmap() {
     assert!(daxpmem::sync::sync(&k, k.addr, len).is_err());
     seam::fail_msync(0);
     assert_eq!(
-        daxpmem::sync::sync(&k, k.addr, len).unwrap_err().errno,
+        daxpmem::sync::sync(&k, k.addr, len)
+            .unwrap_err()
+            .raw_os_error()
+            .unwrap(),
         libc::EIO
     );
 }
@@ -347,20 +353,20 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     for (off, n) in [(keep + 100, 1000usize), (len - 4096 * 3 + 10, 300)] {
         // SAFETY: inside the mapping; src readable.
         let e = unsafe { m.copy_in(m.addr + off, src.as_ptr(), n) }.unwrap_err();
-        assert_eq!(e.errno, libc::EIO);
-        assert!(e.msg.contains("past the end"), "{}", e.msg);
+        assert_eq!(e.raw_os_error().unwrap(), libc::EIO);
+        assert!(e.to_string().contains("past the end"), "{}", e);
     }
     // SAFETY: inside the mapping.
     let e = unsafe { m.fill_in(m.addr + len - 4096 * 7, 3, 5000) }.unwrap_err();
-    assert_eq!(e.errno, libc::EIO);
+    assert_eq!(e.raw_os_error().unwrap(), libc::EIO);
     // Inside the file: fine.
     // SAFETY: inside the mapping and the file.
     unsafe { m.copy_in(m.addr + 64, src.as_ptr(), 1000) }.unwrap();
     seam::start();
     let e = daxpmem::sync::sync(m, m.addr, len).unwrap_err();
     let got = lines_of(&seam::take());
-    assert_eq!(e.errno, libc::EIO, "{}", e.msg);
-    assert!(e.msg.contains("past the end"), "{}", e.msg);
+    assert_eq!(e.raw_os_error().unwrap(), libc::EIO, "{}", e);
+    assert!(e.to_string().contains("past the end"), "{}", e);
     // Every line below the new end was handed to the instruction (and the others too:
     // the loop went on past each lost page), each once.
     for a in &want {
@@ -372,7 +378,7 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
         .iter()
         .all(|&a| a % line == 0 && a >= m.addr && a < m.addr + len));
     let e = daxpmem::sync::sync(m, m.addr, 4096).unwrap_err();
-    assert_eq!(e.errno, libc::EIO, "sticky");
+    assert_eq!(e.raw_os_error().unwrap(), libc::EIO, "sticky");
     drop(r);
     daxpmem::handle::unmap(h).unwrap();
 }
@@ -802,7 +808,6 @@ fn ranged_syncs_keep_the_rest_for_later_and_count_it() {
 /// it and whichever mapping's sync took that ring (forwarding).
 #[test]
 fn trace_ring_marks_of_two_mappings_are_never_lost() {
-    use daxpmem::ffi;
     let len = 1 << 20;
     // Registered (a handle, so marks go through the rings), forced pmem (the seam sees
     // every line written back).
@@ -856,7 +861,8 @@ fn trace_ring_marks_of_two_mappings_are_never_lost() {
         assert!(checked > 20_000, "the trace checked too little: {checked}");
     }
     for h in hs {
-        assert_eq!(ffi::dax_unmap(h as *mut _), 0);
+        // What dax_unmap does.
+        daxpmem::handle::unmap(h as *const _).unwrap();
     }
 }
 

@@ -2,7 +2,50 @@
 //! fail (malloc in a signal handler that interrupted malloc deadlocks or corrupts the
 //! heap). Checked with a counting global allocator around each call.
 
-use daxpmem::ffi::*;
+// Link the library (nothing else in this file names it).
+use daxpmem as _;
+
+// The C API, as a C program sees it: the library's exported functions (the Rust crate
+// keeps its C layer private; the symbols are in the rlib all the same).
+#[allow(non_camel_case_types)]
+type dax_map_t = std::ffi::c_void;
+use libc::{c_char, c_int, c_uint, c_void, mode_t, size_t};
+const DAX_CREATE: c_uint = 1;
+const DAXPMEM_COUNTER_LINES_WRITTEN_BACK: c_uint = 3;
+// `safe`: as the C functions were to Rust callers (each checks its arguments).
+unsafe extern "C" {
+    safe fn wb_cache_pmem(addr: *const c_void, len: size_t);
+    safe fn wmb_pmem();
+    safe fn clear_pmem(addr: *mut c_void, len: size_t);
+    safe fn memcpy_to_pmem(dst: *mut c_void, src: *const c_void, len: size_t) -> *mut c_void;
+    safe fn dax_map(
+        path: *const c_char,
+        len: size_t,
+        flags: c_uint,
+        mode: mode_t,
+    ) -> *mut dax_map_t;
+    safe fn dax_unmap(m: *mut dax_map_t) -> c_int;
+    safe fn dax_addr(m: *const dax_map_t) -> *mut c_void;
+    safe fn dax_len(m: *const dax_map_t) -> size_t;
+    safe fn dax_is_pmem(m: *const dax_map_t) -> c_int;
+    safe fn dax_track_mode(m: *const dax_map_t) -> c_int;
+    safe fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int;
+    safe fn dax_errormsg() -> *const c_char;
+    safe fn dax_lookup(addr: *const c_void, len: size_t) -> *mut dax_map_t;
+    safe fn daxpmem_cache_line_size() -> size_t;
+    safe fn daxpmem_counter(id: c_uint, n: u64) -> u64;
+    safe fn daxpmem_flush_name() -> *const c_char;
+    safe fn daxpmem_nt_name() -> *const c_char;
+    safe fn daxpmem_version() -> *const c_char;
+    safe fn daxpmem_persist(addr: *const c_void, len: size_t);
+    safe fn daxpmem_memmove(
+        dst: *mut c_void,
+        src: *const c_void,
+        len: size_t,
+        flags: c_uint,
+    ) -> *mut c_void;
+    safe fn daxpmem_memset(dst: *mut c_void, c: c_int, len: size_t, flags: c_uint) -> *mut c_void;
+}
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 

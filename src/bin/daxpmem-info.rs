@@ -4,7 +4,6 @@
 //! object (man/daxpmem-info.1.scd documents its fields).
 
 use std::fmt::Write as _;
-use std::os::fd::AsRawFd;
 
 const USAGE: &str = "\
 usage: daxpmem-info [--json] [--] [PATH...]
@@ -115,8 +114,9 @@ fn probe(path: &str) -> PathInfo {
             }
         }
     };
-    info.dax = daxpmem::map::file_is_dax(file.as_raw_fd());
-    info.map_sync = daxpmem::map::map_sync_works(file.as_raw_fd(), 0);
+    let probe = daxpmem::probe_file(&file);
+    info.dax = probe.dax;
+    info.map_sync = probe.map_sync;
     if let Some(p) = tmp {
         let _ = std::fs::remove_file(p);
     }
@@ -124,15 +124,14 @@ fn probe(path: &str) -> PathInfo {
 }
 
 fn print_text(infos: &[PathInfo]) {
-    let c = daxpmem::cpu::config();
-    let f = daxpmem::cpu::Features::probe();
+    let c = daxpmem::cpu_info();
+    let f = &c;
     println!("daxpmem {}", daxpmem::VERSION);
-    println!("flush instruction: {}", c.flush.name());
+    println!("flush instruction: {}", c.flush);
     println!("cache line (write-back stride): {} bytes", c.line);
     println!(
         "non-temporal path: {} (threshold {} bytes)",
-        c.nt.name(),
-        c.movnt_threshold
+        c.nt, c.movnt_threshold
     );
     println!(
         "cpu: clwb={} clflushopt={} avx512f={} avx2={} movdir64b={}",
@@ -141,7 +140,7 @@ fn print_text(infos: &[PathInfo]) {
     println!(
         "persistent CPU caches (eADR): {}{}",
         if c.eadr { "yes" } else { "no" },
-        if c.skip_writeback() {
+        if c.skip_writeback {
             " -- write-back skipped, fence only"
         } else {
             ""
@@ -208,8 +207,8 @@ fn js(s: &str) -> String {
 }
 
 fn json(infos: &[PathInfo]) -> String {
-    let c = daxpmem::cpu::config();
-    let f = daxpmem::cpu::Features::probe();
+    let c = daxpmem::cpu_info();
+    let f = &c;
     let mut o = String::new();
     let _ = writeln!(o, "{{");
     let _ = writeln!(o, "  \"version\": {},", js(daxpmem::VERSION));
@@ -217,9 +216,9 @@ fn json(infos: &[PathInfo]) -> String {
         o,
         "  \"cpu\": {{\"flush\": {}, \"line_size\": {}, \"nt\": {}, \"movnt_threshold\": {}, \
          \"clwb\": {}, \"clflushopt\": {}, \"avx512f\": {}, \"avx2\": {}, \"movdir64b\": {}}},",
-        js(c.flush.name()),
+        js(c.flush),
         c.line,
-        js(c.nt.name()),
+        js(c.nt),
         c.movnt_threshold,
         f.clwb,
         f.clflushopt,
@@ -228,7 +227,7 @@ fn json(infos: &[PathInfo]) -> String {
         f.movdir64b
     );
     let _ = writeln!(o, "  \"eadr\": {},", c.eadr);
-    let _ = writeln!(o, "  \"skip_writeback\": {},", c.skip_writeback());
+    let _ = writeln!(o, "  \"skip_writeback\": {},", c.skip_writeback);
     let _ = writeln!(o, "  \"force_pmem\": {},", c.force_pmem);
     let _ = write!(o, "  \"paths\": [");
     for (n, i) in infos.iter().enumerate() {
