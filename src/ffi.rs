@@ -284,7 +284,7 @@ pub extern "C" fn dax_map(
         let p = cstr(path, "dax_map")?;
         let (fd, n) = map::open_path(p, len, flags, mode)?;
         let name = format!("dax_map({})", p.to_string_lossy());
-        finish_map(map::map_fd(
+        finish_map(handle::map_fd(
             std::os::fd::AsFd::as_fd(&fd),
             0,
             n,
@@ -325,7 +325,7 @@ pub extern "C" fn dax_map_fd(
             len
         };
         map::check_fd_range(fd, offset as u64, n)?;
-        finish_map(map::map_fd(fd, offset as u64, n, flags, "dax_map_fd")?)
+        finish_map(handle::map_fd(fd, offset as u64, n, flags, "dax_map_fd")?)
     })
 }
 
@@ -791,7 +791,7 @@ pub extern "C" fn dax_adopt(
         }
         let fd = map::check_fd(fd, "dax_adopt")?;
         let sync = flags & DAX_ADOPT_MAP_SYNC != 0;
-        finish_map(map::adopt(
+        finish_map(handle::adopt(
             a,
             len,
             fd,

@@ -11,7 +11,10 @@ use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering::Relaxed, Ordering::SeqCst,
+};
+use std::sync::Arc;
 
 /// Flags of `dax_map` / `dax_map_fd` (the C constants have the same values).
 pub(crate) const CREATE: u32 = 1;
@@ -128,7 +131,7 @@ pub struct Mapping {
     /// to the pieces of a split, or unmapped by the caller).
     pub owns_memory: std::sync::atomic::AtomicBool,
     /// DAX_TRACK_UFFD: the mapping's userfaultfd and pagemap descriptors.
-    pub uffd: crate::uffd::State,
+    pub uffd: UffdState,
     /// A write-back of this mapping failed (sticky until unmap: every later sync fails
     /// with EIO): FAILED_MSYNC, FAILED_LOST_PAGES bits; see `failure`.
     pub failed: AtomicU32,
@@ -136,9 +139,22 @@ pub struct Mapping {
     pub failed_errno: AtomicI32,
     /// Pages the SIGBUS handler replaced because the file no longer backed them.
     pub lost_pages: AtomicU64,
-    /// The thread (`signals::thread_id`) writing the mapping back right now (under the
+    /// The thread (`lock::self_id`) writing the mapping back right now (under the
     /// sync lock), 0 for none: a SIGBUS on that thread in the mapping is a lost page.
     pub writer: AtomicUsize,
+}
+
+/// The error of a call that needs a mapping's sync lock while this thread holds it
+/// already: it was made from a signal handler that interrupted a sync (or another call
+/// holding the lock) on the same thread. Waiting would wait forever.
+pub fn reentered(what: &str) -> Error {
+    Error::new(
+        libc::EDEADLK,
+        format!(
+            "{what}: re-entered from a signal handler that interrupted a call holding this \
+             mapping's sync lock on the same thread (not async-signal-safe)"
+        ),
+    )
 }
 
 /// `Mapping::failed` bits.
@@ -503,15 +519,31 @@ pub(crate) fn place(len: usize, offset: u64, min_align: usize) -> Result<(usize,
     Ok((addr, res, rlen))
 }
 
-/// Map `len` bytes of `fd` at `offset` for a new mapping (the mapping keeps no
-/// descriptor: the caller's may be closed as soon as this returns).
-pub fn map_fd(
+/// What `probe_fd` found out about a file before mapping it: what the mapping will be,
+/// device DAX's alignment (0 for a file), and the tracking mode the flags ask for (the
+/// layer above resolves it: `track::resolve`).
+pub struct Probe {
+    pub kind: Kind,
+    pub align: usize,
+    pub requested: Track,
+}
+
+impl Probe {
+    /// Whether the mapping will be on DAX (a DAX file, MAP_SYNC or device DAX).
+    pub fn dax(&self) -> bool {
+        self.kind.file_dax || self.kind.map_sync
+    }
+}
+
+/// Check the arguments of a new mapping of `len` bytes of `fd` at `offset` and find out
+/// what it will be (device DAX, a DAX file, whether MAP_SYNC works).
+pub fn probe_fd(
     fd: BorrowedFd<'_>,
     offset: u64,
     len: usize,
     flags: u32,
     name: &str,
-) -> Result<Mapping> {
+) -> Result<Probe> {
     if len == 0 {
         return Err(Error::inval(format!("{name}: length 0")));
     }
@@ -529,21 +561,40 @@ pub fn map_fd(
     let devdax = geometry.is_some();
     let file_dax = devdax || file_is_dax(raw) == Some(true);
     let map_sync = !devdax && map_sync_works(raw, offset);
-    let track = crate::track::resolve(requested, file_dax || map_sync)
-        .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
     let kind = Kind {
         map_sync,
         devdax,
         file_dax,
         forced: false,
     };
+    Ok(Probe {
+        kind,
+        align: geometry.map_or(0, |g| g.1),
+        requested,
+    })
+}
+
+/// Map `len` bytes of `fd` at `offset` for a new mapping, as `probe` found it, tracked
+/// by `track` (resolved: the caller arms it). The mapping keeps no descriptor: the
+/// caller's may be closed as soon as this returns.
+pub fn map_probed(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+    flags: u32,
+    probe: &Probe,
+    track: Track,
+    name: &str,
+) -> Result<Mapping> {
+    let raw = fd.as_raw_fd();
+    let map_sync = probe.kind.map_sync;
     // The index and the mark log (anonymous mappings) first: allocated after the
     // mapping they would take the free space placement leaves after it, as libpmem's
     // own bookkeeping (heap) does not. The Mapping owns no memory until it is mapped.
-    let mut m = build(0, len, offset, kind, track, name)?;
+    let mut m = build(0, len, offset, probe.kind, track, name)?;
     m.owns_memory
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    let (addr, res, rlen) = place(len, offset, geometry.map_or(0, |g| g.1))
+    let (addr, res, rlen) = place(len, offset, probe.align)
         .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
     let mut mflags = libc::MAP_FIXED;
     mflags |= if map_sync {
@@ -602,9 +653,6 @@ fn build(
     track: Track,
     name: &str,
 ) -> Result<Mapping> {
-    // A write-back, copy or fill that meets a page the file no longer backs fails with
-    // EIO instead of killing the process (signals.rs).
-    crate::signals::install_bus().map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
     let c = cpu::config();
     let real = kind.map_sync || kind.devdax;
     let pmem = !c.force_not_pmem && (real || c.force_pmem);
@@ -631,7 +679,7 @@ impl Mapping {
         kind: Kind,
         pmem: bool,
         track: Track,
-        uffd: crate::uffd::State,
+        uffd: UffdState,
         name: &str,
     ) -> Result<Mapping> {
         let line = cpu::config().line;
@@ -669,15 +717,15 @@ impl Mapping {
 /// Adopt a shared mapping the caller made: [addr, addr+len) maps `fd` (the caller's,
 /// only looked at, not kept) at `offset`; `mapped_sync` says whether it was mapped with
 /// MAP_SYNC.
-/// The mapping becomes the library's: dax_unmap will unmap it.
-pub fn adopt(
+/// Checks the range and finds out what it maps (`adopted` makes the Mapping).
+pub fn probe_adopt(
     addr: usize,
     len: usize,
     fd: BorrowedFd<'_>,
     offset: u64,
     flags: u32,
     mapped_sync: bool,
-) -> Result<Mapping> {
+) -> Result<Probe> {
     let name = "dax_adopt";
     if addr == 0 || !addr.is_multiple_of(sys::PAGE) || len == 0 || addr.checked_add(len).is_none() {
         return Err(Error::inval(format!(
@@ -701,15 +749,31 @@ pub fn adopt(
     }
     check_adopted_range(addr, len, &st, offset, devdax)?;
     let file_dax = devdax || file_is_dax(fd.as_raw_fd()) == Some(true);
-    let track = crate::track::resolve(Track::from_flags(flags)?, file_dax || mapped_sync)
-        .map_err(|e| Error::new(e.errno, format!("{name}: {}", e.msg)))?;
+    let requested = Track::from_flags(flags)?;
     let kind = Kind {
         map_sync: mapped_sync && !devdax,
         devdax,
         file_dax,
         forced: false,
     };
-    build(addr, len, offset, kind, track, name)
+    Ok(Probe {
+        kind,
+        align: 0,
+        requested,
+    })
+}
+
+/// The Mapping of an adopted range (`probe_adopt` checked it), tracked by `track`
+/// (resolved: the caller arms it). The mapping becomes the library's: dax_unmap will
+/// unmap it.
+pub fn adopted(
+    addr: usize,
+    len: usize,
+    offset: u64,
+    probe: &Probe,
+    track: Track,
+) -> Result<Mapping> {
+    build(addr, len, offset, probe.kind, track, "dax_adopt")
 }
 
 /// dax_adopt: what the kernel maps at [addr, addr+len) (/proc/self/maps) must be shared,
@@ -925,69 +989,6 @@ fn smaps_huge(addr: usize) -> Option<u64> {
 }
 
 impl Mapping {
-    /// Copy into the mapping and mark what needs a write-back: on pmem the streamed
-    /// body needs only the sync's fence, so only the head and tail lines are marked; on
-    /// the page cache everything is marked (one msync covers it).
-    ///
-    /// Fails with EIO when part of the destination lies past the end of the file (shrunk
-    /// under the mapping): that page is lost (signals.rs), the rest is copied.
-    ///
-    /// # Safety
-    /// `[dst, dst+len)` is inside the mapping (checked by the caller) and `src` is
-    /// readable for `len` bytes.
-    pub unsafe fn copy_in(&self, dst: usize, src: *const u8, len: usize) -> Result<()> {
-        let op = crate::signals::enter(self);
-        if self.pmem {
-            let c = cpu::config();
-            // SAFETY: per the contract.
-            let t = unsafe { crate::nt::move_(dst as *mut u8, src, len, c) };
-            for (a, l) in t.iter() {
-                self.mark(a, l);
-            }
-        } else {
-            // SAFETY: per the contract; ptr::copy tolerates overlap.
-            unsafe { std::ptr::copy(src, dst as *mut u8, len) };
-            self.mark(dst, len);
-        }
-        self.lost_in(op, "dax_memcpy")
-    }
-
-    /// EIO if a page was lost during the operation `op` (copy_in, fill_in).
-    fn lost_in(&self, op: crate::signals::InOp, what: &str) -> Result<()> {
-        if op.finish() {
-            return Err(Error::new(
-                libc::EIO,
-                format!(
-                    "{what}: part of the destination lies past the end of the file (it was shrunk under the mapping): what was written there is lost, and every sync of the mapping fails until it is unmapped"
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Fill part of the mapping and mark it, as `copy_in`.
-    ///
-    /// # Safety
-    /// `[dst, dst+len)` is inside the mapping (checked by the caller).
-    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) -> Result<()> {
-        let op = crate::signals::enter(self);
-        if self.pmem {
-            let c = cpu::config();
-            // SAFETY: per the contract.
-            let t = unsafe { crate::nt::fill(dst as *mut u8, val, len, c) };
-            for (a, l) in t.iter() {
-                self.mark(a, l);
-            }
-        } else {
-            // SAFETY: per the contract.
-            unsafe { (dst as *mut u8).write_bytes(val, len) };
-            self.mark(dst, len);
-        }
-        self.lost_in(op, "dax_memset")
-    }
-}
-
-impl Mapping {
     /// A new mapping for `[addr, addr+len)`, a page-aligned part of this one, that adopts
     /// the memory and takes over the dirty lines there. Used to split a mapping.
     pub fn piece(&self, addr: usize, len: usize) -> Result<Mapping> {
@@ -1015,5 +1016,108 @@ impl Mapping {
         self.index
             .take(lo, hi, &mut |f, n| piece.index.mark(f - lo, f - lo + n));
         Ok(piece)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// DAX_TRACK_UFFD's descriptors, held by the mapping (uffd.rs arms and collects)
+
+/// A mapping's two descriptors: its userfaultfd (the registration lives as long as it
+/// is open) and its /proc/self/pagemap (only valid in the process that opened it).
+/// Shared by the pieces of a split mapping (the memory stays registered with the same
+/// userfaultfd), so a split opens no descriptor; closed with the last piece.
+struct Fds {
+    uffd: i32,
+    pagemap: i32,
+}
+
+impl Drop for Fds {
+    fn drop(&mut self) {
+        sys::close(self.uffd);
+        sys::close(self.pagemap);
+    }
+}
+
+/// The userfaultfd state of one mapping. All fields are atomics: `uffd::arm` and
+/// `uffd::collect` run under the mapping's sync lock, the fork callback in a single-threaded child.
+pub struct UffdState {
+    /// Our descriptors: an `Arc<Fds>` as a raw pointer (null: none), replaced only under
+    /// the mapping's sync lock (arm, rearm, piece) and released by drop.
+    fds: AtomicPtr<Fds>,
+    /// The process that armed the state.
+    pub(crate) pid: AtomicI32,
+    /// Set once arming was attempted (a piece of a split mapping inherits it).
+    pub(crate) armed: AtomicBool,
+    /// Set in a forked child: the descriptors above belong to the parent.
+    pub(crate) stale: AtomicBool,
+    /// Re-arming failed: every collection marks its whole range.
+    pub(crate) degraded: AtomicBool,
+}
+
+impl Default for UffdState {
+    fn default() -> UffdState {
+        UffdState {
+            fds: AtomicPtr::new(std::ptr::null_mut()),
+            pid: AtomicI32::new(0),
+            armed: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
+            degraded: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for UffdState {
+    fn drop(&mut self) {
+        self.set_fds(None);
+    }
+}
+
+impl UffdState {
+    /// The state of a piece of a split mapping (under the whole's sync lock): the memory
+    /// stays registered with the same userfaultfd, whose descriptors the piece shares
+    /// (no new descriptor: a split cannot fail for want of one), and the written bits
+    /// still in the page tables are collected by the piece.
+    pub fn piece(&self) -> UffdState {
+        let p = self.fds.load(SeqCst);
+        if !p.is_null() {
+            // SAFETY: p is a live Arc<Fds> this state holds; the piece takes a reference.
+            unsafe { Arc::increment_strong_count(p) };
+        }
+        UffdState {
+            fds: AtomicPtr::new(p),
+            pid: AtomicI32::new(self.pid.load(SeqCst)),
+            armed: AtomicBool::new(self.armed.load(SeqCst)),
+            stale: AtomicBool::new(self.stale.load(SeqCst)),
+            degraded: AtomicBool::new(self.degraded.load(SeqCst)),
+        }
+    }
+
+    /// Replace the descriptors (None: drop this state's reference to them).
+    pub(crate) fn set_fds(&self, fds: Option<(i32, i32)>) {
+        let new = fds.map_or(std::ptr::null_mut(), |(uffd, pagemap)| {
+            Arc::into_raw(Arc::new(Fds { uffd, pagemap })) as *mut Fds
+        });
+        let old = self.fds.swap(new, SeqCst);
+        if !old.is_null() {
+            // SAFETY: old was this state's reference (from Arc::into_raw).
+            drop(unsafe { Arc::from_raw(old) });
+        }
+    }
+
+    /// The pagemap descriptor (-1: none).
+    pub(crate) fn pagemap(&self) -> i32 {
+        let p = self.fds.load(SeqCst);
+        if p.is_null() {
+            -1
+        } else {
+            // SAFETY: a non-null p is a live Arc<Fds> this state holds.
+            unsafe { (*p).pagemap }
+        }
+    }
+
+    /// In a forked child (async-signal-safe: one store): the descriptors belong to the
+    /// parent's registration and page tables; the next collection re-arms.
+    pub fn after_fork_child(&self) {
+        self.stale.store(true, SeqCst);
     }
 }

@@ -258,12 +258,6 @@ thread_local! {
     };
 }
 
-/// This thread's identity (lock::self_id: the thread pointer).
-#[inline(always)]
-pub fn thread_id() -> usize {
-    crate::lock::self_id() as usize
-}
-
 /// This thread is inside a copy or fill of `m` while the guard lives (a write-back
 /// marks itself in `Mapping::writer` instead, which costs no call): a
 /// SIGBUS on a page of `m` is then the file shrunk under the mapping, and the handler
@@ -308,7 +302,7 @@ fn on_lost_page(addr: usize) -> bool {
         return false;
     };
     let found: &Mapping = &r;
-    let writing_back = found.writer.load(SeqCst) == thread_id();
+    let writing_back = found.writer.load(SeqCst) == crate::lock::self_id() as usize;
     if !writing_back
         && OP.try_with(|o| o.map.get()).unwrap_or(0) != found as *const Mapping as usize
     {

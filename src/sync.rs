@@ -127,18 +127,7 @@ pub fn sync_ref(r: crate::registry::Ref, addr: usize, len: usize) -> Result<()> 
     sync_pinned(m, addr, len, &mut scratch)
 }
 
-/// The error of a call that needs a mapping's sync lock while this thread holds it
-/// already: it was made from a signal handler that interrupted a sync (or another call
-/// holding the lock) on the same thread. Waiting would wait forever.
-pub fn reentered(what: &str) -> Error {
-    Error::new(
-        libc::EDEADLK,
-        format!(
-            "{what}: re-entered from a signal handler that interrupted a call holding this \
-             mapping's sync lock on the same thread (not async-signal-safe)"
-        ),
-    )
-}
+pub use crate::map::reentered;
 
 /// Sync `[addr, addr+len)` of `m` (already checked to lie inside it).
 ///
@@ -284,7 +273,7 @@ fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> R
     // A line past the end of a file shrunk under the mapping: its page is lost, the
     // loop goes on, the loss is recorded in the mapping (signals.rs). A plain store of
     // the thread's identity, no thread-local access (measured: 5 ns at k=1).
-    m.writer.store(crate::signals::thread_id(), Relaxed);
+    m.writer.store(crate::lock::self_id() as usize, Relaxed);
     // The one branch on the instruction, outside the loop, which is inlined per case.
     let n = match c.flush {
         Flush::Clwb => write_runs::<flush::Clwb>(order, taken, at),

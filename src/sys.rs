@@ -80,6 +80,14 @@ pub unsafe fn madvise(addr: usize, len: usize, advice: i32) -> Result<()> {
     .map(|_| ())
 }
 
+/// close(2) of a descriptor the caller owns and forgets (negative: nothing).
+pub fn close(fd: i32) {
+    if fd >= 0 {
+        // SAFETY: fd is a descriptor the caller owns; it is forgotten here.
+        unsafe { libc::close(fd) };
+    }
+}
+
 pub(crate) const PAGE: usize = 4096;
 
 /// A private anonymous MAP_NORESERVE region of `len` bytes, zero-filled, backed by the

@@ -128,17 +128,17 @@ fn open_page(m: &Mapping, addr: usize) -> bool {
 // ---------------------------------------------------------------------------------
 // Arming and collecting
 
-/// Start tracking a registered mapping.
+/// Start tracking a registered mapping. DAX_TRACK_MPROTECT: the caller has installed
+/// the SIGSEGV handler (`signals::install_segv`) that brings its write faults here.
 pub fn arm(m: &Mapping) -> Result<()> {
     if m.track == Track::Uffd {
         let _g = m
             .sync_lock
             .lock()
-            .map_err(|_| crate::sync::reentered("DAX_TRACK_UFFD"))?;
+            .map_err(|_| crate::map::reentered("DAX_TRACK_UFFD"))?;
         return crate::uffd::arm(m);
     }
     if m.track == Track::Mprotect {
-        crate::signals::install_segv()?;
         // SAFETY: the whole mapping is ours; reads stay allowed.
         unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ) }
             .map_err(|e| Error::new(e.errno, format!("DAX_TRACK_MPROTECT: {}", e.msg)))?;

@@ -43,8 +43,7 @@ use crate::pagemap::{
     PM_SCAN_WP_MATCHING,
 };
 use crate::sys;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering::SeqCst};
 
 const SYS_USERFAULTFD: libc::c_long = 323;
 const UFFD_USER_MODE_ONLY: libc::c_int = 1;
@@ -85,116 +84,9 @@ const UFFDIO_REGISTER: u64 = iowr(0x00, std::mem::size_of::<UffdioRegister>());
 /// Result vector length of one PAGEMAP_SCAN call (24 bytes each, on the stack).
 const VEC: usize = 512;
 
-/// A mapping's two descriptors: its userfaultfd (the registration lives as long as it
-/// is open) and its /proc/self/pagemap (only valid in the process that opened it).
-/// Shared by the pieces of a split mapping (the memory stays registered with the same
-/// userfaultfd), so a split opens no descriptor; closed with the last piece.
-struct Fds {
-    uffd: i32,
-    pagemap: i32,
-}
-
-impl Drop for Fds {
-    fn drop(&mut self) {
-        close(self.uffd);
-        close(self.pagemap);
-    }
-}
-
-/// The userfaultfd state of one mapping. All fields are atomics: `arm` and `collect`
-/// run under the mapping's sync lock, the fork callback in a single-threaded child.
-pub struct State {
-    /// Our descriptors: an `Arc<Fds>` as a raw pointer (null: none), replaced only under
-    /// the mapping's sync lock (arm, rearm, piece) and released by drop.
-    fds: AtomicPtr<Fds>,
-    /// The process that armed the state.
-    pid: AtomicI32,
-    /// Set once arming was attempted (a piece of a split mapping inherits it).
-    armed: AtomicBool,
-    /// Set in a forked child: the descriptors above belong to the parent.
-    stale: AtomicBool,
-    /// Re-arming failed: every collection marks its whole range.
-    degraded: AtomicBool,
-}
-
-impl Default for State {
-    fn default() -> State {
-        State {
-            fds: AtomicPtr::new(std::ptr::null_mut()),
-            pid: AtomicI32::new(0),
-            armed: AtomicBool::new(false),
-            stale: AtomicBool::new(false),
-            degraded: AtomicBool::new(false),
-        }
-    }
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        self.set_fds(None);
-    }
-}
-
-fn close(fd: i32) {
-    if fd >= 0 {
-        // SAFETY: fd is a descriptor this state owns; it is forgotten here.
-        unsafe { libc::close(fd) };
-    }
-}
-
 fn getpid() -> i32 {
     // SAFETY: getpid has no preconditions (a raw call: never a cached value).
     unsafe { libc::syscall(libc::SYS_getpid) as i32 }
-}
-
-impl State {
-    /// The state of a piece of a split mapping (under the whole's sync lock): the memory
-    /// stays registered with the same userfaultfd, whose descriptors the piece shares
-    /// (no new descriptor: a split cannot fail for want of one), and the written bits
-    /// still in the page tables are collected by the piece.
-    pub fn piece(&self) -> State {
-        let p = self.fds.load(SeqCst);
-        if !p.is_null() {
-            // SAFETY: p is a live Arc<Fds> this state holds; the piece takes a reference.
-            unsafe { Arc::increment_strong_count(p) };
-        }
-        State {
-            fds: AtomicPtr::new(p),
-            pid: AtomicI32::new(self.pid.load(SeqCst)),
-            armed: AtomicBool::new(self.armed.load(SeqCst)),
-            stale: AtomicBool::new(self.stale.load(SeqCst)),
-            degraded: AtomicBool::new(self.degraded.load(SeqCst)),
-        }
-    }
-
-    /// Replace the descriptors (None: drop this state's reference to them).
-    fn set_fds(&self, fds: Option<(i32, i32)>) {
-        let new = fds.map_or(std::ptr::null_mut(), |(uffd, pagemap)| {
-            Arc::into_raw(Arc::new(Fds { uffd, pagemap })) as *mut Fds
-        });
-        let old = self.fds.swap(new, SeqCst);
-        if !old.is_null() {
-            // SAFETY: old was this state's reference (from Arc::into_raw).
-            drop(unsafe { Arc::from_raw(old) });
-        }
-    }
-
-    /// The pagemap descriptor (-1: none).
-    fn pagemap(&self) -> i32 {
-        let p = self.fds.load(SeqCst);
-        if p.is_null() {
-            -1
-        } else {
-            // SAFETY: a non-null p is a live Arc<Fds> this state holds.
-            unsafe { (*p).pagemap }
-        }
-    }
-
-    /// In a forked child (async-signal-safe: one store): the descriptors belong to the
-    /// parent's registration and page tables; the next collection re-arms.
-    pub fn after_fork_child(&self) {
-        self.stale.store(true, SeqCst);
-    }
 }
 
 /// A userfaultfd with the asynchronous write-protect features, registered (WP) over
@@ -221,7 +113,7 @@ fn open_registered(addr: usize, len: usize) -> Result<i32> {
         let e = Error::last_os(
             "UFFDIO_API with UFFD_FEATURE_WP_ASYNC|WP_UNPOPULATED|WP_HUGETLBFS_SHMEM (kernel >= 6.7)",
         );
-        close(fd);
+        sys::close(fd);
         return Err(e);
     }
     let mut reg = UffdioRegister {
@@ -233,7 +125,7 @@ fn open_registered(addr: usize, len: usize) -> Result<i32> {
     // SAFETY: fd is our userfaultfd; reg is a valid in/out struct.
     if unsafe { libc::ioctl(fd, UFFDIO_REGISTER as _, &mut reg) } != 0 {
         let e = Error::last_os("UFFDIO_REGISTER (write-protect)");
-        close(fd);
+        sys::close(fd);
         return Err(e);
     }
     Ok(fd)
@@ -311,13 +203,13 @@ fn arm_range(
     let pagemap = match open_pagemap() {
         Ok(p) => p,
         Err(e) => {
-            close(uffd);
+            sys::close(uffd);
             return Err(e);
         }
     };
     if let Err(errno) = scan_written(pagemap, addr, end, on_written) {
-        close(uffd);
-        close(pagemap);
+        sys::close(uffd);
+        sys::close(pagemap);
         return Err(Error::new(
             errno,
             format!(
@@ -469,8 +361,8 @@ fn self_test() -> std::result::Result<(), i32> {
         let first = scan_written(pagemap, a, a + len, &mut |s, e| found.push((s, e)));
         let mut again = vec![];
         let second = scan_written(pagemap, a, a + len, &mut |s, e| again.push((s, e)));
-        close(uffd);
-        close(pagemap);
+        sys::close(uffd);
+        sys::close(pagemap);
         first?;
         second?;
         if found != [(a + 5 * sys::PAGE, a + 6 * sys::PAGE)] || !again.is_empty() {

@@ -126,7 +126,8 @@ fn mapping_in(
     let path = format!("{dir}/daxpmem-seam-{}-{name}", std::process::id());
     let c = std::ffi::CString::new(path.clone()).unwrap();
     let (fd, n) = map::open_path(&c, len, create_flags, 0o600).unwrap();
-    let mut m = map::map_fd(std::os::fd::AsFd::as_fd(&fd), 0, n, map_flags, "test").unwrap();
+    let mut m =
+        daxpmem::handle::map_fd(std::os::fd::AsFd::as_fd(&fd), 0, n, map_flags, "test").unwrap();
     let _ = std::fs::remove_file(&path);
     m.pmem = pmem;
     m
@@ -324,7 +325,7 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     let path = format!("/dev/shm/daxpmem-seam-{}-truncated", std::process::id());
     let c = std::ffi::CString::new(path.clone()).unwrap();
     let (own, n) = map::open_path(&c, len, 1, 0o600).unwrap();
-    let mut m = map::map_fd(std::os::fd::AsFd::as_fd(&own), 0, n, 0, "test").unwrap();
+    let mut m = daxpmem::handle::map_fd(std::os::fd::AsFd::as_fd(&own), 0, n, 0, "test").unwrap();
     let _ = std::fs::remove_file(&path);
     m.pmem = true;
     let fd = own.as_raw_fd();
