@@ -369,14 +369,14 @@ fn with_map_signal_safe<T>(
 #[no_mangle]
 pub extern "C" fn dax_addr(m: *const dax_map_t) -> *mut c_void {
     with_map_signal_safe(m, "dax_addr", std::ptr::null_mut(), |m| {
-        Ok(m.addr as *mut c_void)
+        Ok(m.addr() as *mut c_void)
     })
 }
 
 /// The mapping's length in bytes (0 with errno EINVAL/EBADF for a bad handle).
 #[no_mangle]
 pub extern "C" fn dax_len(m: *const dax_map_t) -> size_t {
-    with_map_signal_safe(m, "dax_len", 0, |m| Ok(m.len))
+    with_map_signal_safe(m, "dax_len", 0, |m| Ok(m.len()))
 }
 
 /// 1 if a user-space write-back makes this mapping's data durable (MAP_SYNC on a DAX
@@ -432,7 +432,7 @@ pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) 
         registry::reap_pending();
         let r = handle::get(m, "dax_sync")?;
         let (a, l) = if addr.is_null() && len == 0 {
-            (r.addr, r.len)
+            (r.addr(), r.len())
         } else if len == 0 {
             return Ok(0);
         } else {
@@ -556,7 +556,8 @@ pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_i
             msync_calls: m.counters.msync_calls.load(Relaxed),
             tracked_faults: m.counters.tracked_faults.load(Relaxed),
             flags,
-            huge_mapped_bytes: map::huge_mapped_bytes(m.addr, m.len).unwrap_or(DAX_HUGE_UNKNOWN),
+            huge_mapped_bytes: map::huge_mapped_bytes(m.addr(), m.len())
+                .unwrap_or(DAX_HUGE_UNKNOWN),
         };
         // SAFETY: out has room for the full struct (checked above).
         unsafe { out.write(s) };

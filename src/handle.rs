@@ -162,7 +162,7 @@ pub fn forget(h: *const Handle) -> Result<()> {
     let r = get(h, "dax_forget")?;
     let res = retire(&r, "dax_forget", |m| {
         track::disarm(m)?;
-        m.owns_memory.store(false, SeqCst);
+        m.disown_memory();
         Ok(())
     });
     drop(r);
@@ -293,7 +293,7 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
     let in_copy = COPYING.with(|c| c.get()) != 0;
     let mut hit: Vec<Ref> = vec![];
     registry::scan(&mut |m| {
-        if m.addr < end && addr < m.addr + m.len {
+        if m.addr() < end && addr < m.addr() + m.len() {
             let (i, g) = m.id();
             hit.extend(registry::acquire(i as usize, g));
         }
@@ -303,14 +303,14 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         let r = retire(&m, "dax_unmap_range", |m| {
             m.drain_log_to_index();
             let mut pieces = vec![];
-            if m.addr < addr {
-                pieces.push(m.piece(m.addr, addr - m.addr)?);
+            if m.addr() < addr {
+                pieces.push(m.piece(m.addr(), addr - m.addr())?);
             }
-            if end < m.addr + m.len {
-                pieces.push(m.piece(end, m.addr + m.len - end)?);
+            if end < m.addr() + m.len() {
+                pieces.push(m.piece(end, m.addr() + m.len() - end)?);
             }
             // The pieces own their parts now; the old mapping owns nothing.
-            m.owns_memory.store(false, SeqCst);
+            m.disown_memory();
             for p in pieces {
                 new(p)?;
             }

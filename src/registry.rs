@@ -215,7 +215,7 @@ pub fn reap() {
 /// Register a mapping; returns the slot index and generation, LIVE.
 pub fn insert(m: Arc<Mapping>) -> Result<(u32, u64)> {
     reap();
-    let (start, end) = (m.addr, m.addr + m.len);
+    let (start, end) = (m.addr(), m.addr() + m.len());
     for (i, s) in SLOTS.iter().enumerate() {
         let cur = s.state.load(Acquire);
         if cur & (OCC | BUSY | USERS) != 0 {
@@ -309,7 +309,7 @@ fn find_where(hit: &dyn Fn(usize, usize) -> bool) -> Option<Ref> {
         }
         if let Some(r) = acquire_any(i) {
             // The bounds cannot change while a user is held: check them again.
-            if hit(r.addr, r.addr + r.len) {
+            if hit(r.addr(), r.addr() + r.len()) {
                 return Some(r.no_reap());
             }
         }
@@ -326,7 +326,7 @@ pub fn covered_by(addr: usize, len: usize, pred: &dyn Fn(&Mapping) -> bool) -> b
     let mut cur = addr;
     while cur < end {
         match find(cur) {
-            Some(m) if pred(&m) => cur = m.addr + m.len,
+            Some(m) if pred(&m) => cur = m.addr() + m.len(),
             _ => return false,
         }
     }

@@ -182,8 +182,9 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     let (Some(&(first, _)), Some(&(lf, lc))) = (runs.first(), runs.last()) else {
         return Ok(());
     };
-    let start = sys::page_down(m.addr + (first << m.line_shift));
-    let end = sys::page_up(m.addr + ((lf + lc) << m.line_shift)).min(sys::page_up(m.addr + m.len));
+    let start = sys::page_down(m.addr() + (first << m.line_shift));
+    let end =
+        sys::page_up(m.addr() + ((lf + lc) << m.line_shift)).min(sys::page_up(m.addr() + m.len()));
     m.counters.msync_calls.fetch_add(1, Relaxed);
     if let Err(e) = msync_hook(start, end - start) {
         restore(m, runs);
@@ -219,8 +220,8 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
             }
         });
     }
-    let a = m.addr + (lo << m.line_shift);
-    let l = ((hi - lo) << m.line_shift).min(m.addr + m.len - a);
+    let a = m.addr() + (lo << m.line_shift);
+    let l = ((hi - lo) << m.line_shift).min(m.addr() + m.len() - a);
     if let Err(e) = crate::track::take(m, a, l, lo, hi, &mut |f, c| taken.push((f, c))) {
         for &k in order.keys() {
             let (f, c) = crate::marklog::unkey(k);
@@ -269,7 +270,7 @@ fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> R
         return Ok(());
     }
     let SyncScratch { taken, order, .. } = scratch;
-    let at = (m.addr, m.line_shift, m.line);
+    let at = (m.addr(), m.line_shift, m.line);
     // A line past the end of a file shrunk under the mapping: its page is lost, the
     // loop goes on, the loss is recorded in the mapping (signals.rs). A plain store of
     // the thread's identity, no thread-local access (measured: 5 ns at k=1).

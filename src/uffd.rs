@@ -230,7 +230,7 @@ pub fn arm(m: &Mapping) -> Result<()> {
     }
     // Nothing was written through the mapping yet: what the first scan reports is not
     // ours to sync (as for DAX_TRACK_MPROTECT, which starts read-only).
-    let (uffd, pagemap) = arm_range(m.addr, m.len, &mut |_, _| {}).map_err(|e| {
+    let (uffd, pagemap) = arm_range(m.addr(), m.len(), &mut |_, _| {}).map_err(|e| {
         Error::new(
             libc::EOPNOTSUPP,
             format!(
@@ -247,8 +247,8 @@ pub fn arm(m: &Mapping) -> Result<()> {
 
 /// Mark every line of the pages of [start, end) (clipped to the mapping).
 fn mark_pages(m: &Mapping, start: usize, end: usize) {
-    let s = start.max(m.addr);
-    let e = end.min(m.addr + m.len);
+    let s = start.max(m.addr());
+    let e = end.min(m.addr() + m.len());
     if s < e {
         m.mark_index(s, e - s);
     }
@@ -261,7 +261,7 @@ fn rearm(m: &Mapping) {
     st.set_fds(None);
     st.pid.store(getpid(), SeqCst);
     st.stale.store(false, SeqCst);
-    match arm_range(m.addr, m.len, &mut |s, e| mark_pages(m, s, e)) {
+    match arm_range(m.addr(), m.len(), &mut |s, e| mark_pages(m, s, e)) {
         Ok((uffd, pagemap)) => {
             st.set_fds(Some((uffd, pagemap)));
             st.degraded.store(false, SeqCst);
@@ -270,7 +270,7 @@ fn rearm(m: &Mapping) {
     }
     // After the write-protect: a store before it is covered by this mark, a store after
     // it is reported by a later scan.
-    mark_pages(m, m.addr, m.addr + m.len);
+    mark_pages(m, m.addr(), m.addr() + m.len());
 }
 
 /// Collect the written pages of [addr, addr+len) into the index (the caller holds the
@@ -282,7 +282,7 @@ pub fn collect(m: &Mapping, addr: usize, len: usize) {
         rearm(m);
     }
     let start = sys::page_down(addr);
-    let end = sys::page_up(addr + len).min(sys::page_up(m.addr + m.len));
+    let end = sys::page_up(addr + len).min(sys::page_up(m.addr() + m.len()));
     let pagemap = st.pagemap();
     if st.degraded.load(SeqCst) || pagemap < 0 {
         mark_pages(m, start, end);

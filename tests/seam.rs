@@ -157,7 +157,7 @@ fn recorded_sync(m: &Mapping, lo: usize, hi: usize) -> Ev {
     let line = m.line;
     seam::start();
     let t0 = seam::tick();
-    daxpmem::sync::sync(m, m.addr + lo * line, (hi - lo) * line).unwrap();
+    daxpmem::sync::sync(m, m.addr() + lo * line, (hi - lo) * line).unwrap();
     let mut log = seam::take();
     let Some(Event::SyncEnd(t1)) = log.pop() else {
         panic!("no SyncEnd")
@@ -166,7 +166,7 @@ fn recorded_sync(m: &Mapping, lo: usize, hi: usize) -> Ev {
     assert_eq!(log.iter().filter(|e| **e == Event::Fence).count(), 1);
     let lines: Vec<usize> = lines_of(&log)
         .into_iter()
-        .map(|a| (a - m.addr) / line)
+        .map(|a| (a - m.addr()) / line)
         .collect();
     assert!(
         lines.windows(2).all(|w| w[0] < w[1]),
@@ -213,8 +213,8 @@ fn trace_every_mark_before_a_sync_is_written_back_by_it_or_an_earlier_one() {
                         let l = rng.below(nlines as u64) as usize;
                         let tb = seam::tick();
                         // SAFETY: inside the mapping.
-                        unsafe { ((m.addr + l * line) as *mut u64).write_volatile(i) };
-                        m.mark(m.addr + l * line, 8);
+                        unsafe { ((m.addr() + l * line) as *mut u64).write_volatile(i) };
+                        m.mark(m.addr() + l * line, 8);
                         let ta = seam::tick();
                         ev.push(Ev::Mark { line: l, tb, ta });
                     }
@@ -238,27 +238,27 @@ fn failed_msync_keeps_the_dirty_lines() {
     let m = shm_mapping("msyncfail", len, false);
     for off in [0usize, 5000, 700_000] {
         // SAFETY: inside the mapping.
-        unsafe { ((m.addr + off) as *mut u8).write(1) };
-        m.mark(m.addr + off, 100);
+        unsafe { ((m.addr() + off) as *mut u8).write(1) };
+        m.mark(m.addr() + off, 100);
     }
     m.drain_log_to_index();
     let dirty = m.index.count(0, m.index.len());
     assert!(dirty >= 6);
     seam::fail_msync(libc::EIO);
-    let r = daxpmem::sync::sync(&m, m.addr, len);
+    let r = daxpmem::sync::sync(&m, m.addr(), len);
     seam::fail_msync(0);
     assert_eq!(r.unwrap_err().errno, libc::EIO);
     assert_eq!(m.index.count(0, m.index.len()), dirty, "the bits went back");
     assert_eq!(m.counters.msync_calls.load(SeqCst), 1);
     // The retry msyncs them again, but the failure is sticky (see the next test).
     assert_eq!(
-        daxpmem::sync::sync(&m, m.addr, len).unwrap_err().errno,
+        daxpmem::sync::sync(&m, m.addr(), len).unwrap_err().errno,
         libc::EIO
     );
     assert_eq!(m.index.count(0, m.index.len()), 0);
     assert_eq!(m.counters.msync_calls.load(SeqCst), 2);
     // Clean: no msync at all.
-    assert!(daxpmem::sync::sync(&m, m.addr, len).is_err());
+    assert!(daxpmem::sync::sync(&m, m.addr(), len).is_err());
     assert_eq!(m.counters.msync_calls.load(SeqCst), 2);
 }
 
@@ -272,11 +272,11 @@ fn a_failed_msync_is_sticky_until_unmap() {
     let other = shm_mapping("msyncsticky-other", len, false);
     for mm in [&m, &other] {
         // SAFETY: inside the mapping.
-        unsafe { (mm.addr as *mut u8).write(1) };
-        mm.mark(mm.addr, 1);
+        unsafe { (mm.addr() as *mut u8).write(1) };
+        mm.mark(mm.addr(), 1);
     }
     seam::fail_msync(libc::ENOSPC);
-    let e = daxpmem::sync::sync(&m, m.addr, len).unwrap_err();
+    let e = daxpmem::sync::sync(&m, m.addr(), len).unwrap_err();
     seam::fail_msync(0);
     assert_eq!(
         e.errno,
@@ -286,28 +286,28 @@ fn a_failed_msync_is_sticky_until_unmap() {
     for round in 0..3 {
         if round == 1 {
             // SAFETY: inside the mapping.
-            unsafe { ((m.addr + 8192) as *mut u8).write(2) };
-            m.mark(m.addr + 8192, 1);
+            unsafe { ((m.addr() + 8192) as *mut u8).write(2) };
+            m.mark(m.addr() + 8192, 1);
         }
-        let e = daxpmem::sync::sync(&m, m.addr, len).unwrap_err();
+        let e = daxpmem::sync::sync(&m, m.addr(), len).unwrap_err();
         assert_eq!(e.errno, libc::EIO, "round {round}: {}", e.msg);
         assert!(e.msg.contains("failed before"), "{}", e.msg);
         // A part of the mapping too.
-        let e = daxpmem::sync::sync(&m, m.addr + 4096, 4096).unwrap_err();
+        let e = daxpmem::sync::sync(&m, m.addr() + 4096, 4096).unwrap_err();
         assert_eq!(e.errno, libc::EIO);
     }
     // Another mapping is not affected.
-    daxpmem::sync::sync(&other, other.addr, len).unwrap();
+    daxpmem::sync::sync(&other, other.addr(), len).unwrap();
     // Pmem: a failure the library detects (the page-cache msync of DAX_TRACK_KERNEL).
     let k = mapping_in("/dev/shm", "msyncsticky-k", len, 1, 0x300, true);
     // SAFETY: inside the mapping.
-    unsafe { (k.addr as *mut u8).write(1) };
-    k.mark(k.addr, 1);
+    unsafe { (k.addr() as *mut u8).write(1) };
+    k.mark(k.addr(), 1);
     seam::fail_msync(libc::EIO);
-    assert!(daxpmem::sync::sync(&k, k.addr, len).is_err());
+    assert!(daxpmem::sync::sync(&k, k.addr(), len).is_err());
     seam::fail_msync(0);
     assert_eq!(
-        daxpmem::sync::sync(&k, k.addr, len).unwrap_err().errno,
+        daxpmem::sync::sync(&k, k.addr(), len).unwrap_err().errno,
         libc::EIO
     );
 }
@@ -337,9 +337,9 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     let mut want = Vec::new();
     for off in (0..len).step_by(4096) {
         // SAFETY: inside the mapping, still backed by the file.
-        unsafe { ((m.addr + off) as *mut u8).write(7) };
-        m.mark(m.addr + off, 1);
-        want.push(m.addr + off);
+        unsafe { ((m.addr() + off) as *mut u8).write(7) };
+        m.mark(m.addr() + off, 1);
+        want.push(m.addr() + off);
     }
     // SAFETY: fd is the mapping's own descriptor.
     assert_eq!(unsafe { libc::ftruncate(fd, keep as libc::off_t) }, 0);
@@ -347,18 +347,18 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     let src = [1u8; 1000];
     for (off, n) in [(keep + 100, 1000usize), (len - 4096 * 3 + 10, 300)] {
         // SAFETY: inside the mapping; src readable.
-        let e = unsafe { m.copy_in(m.addr + off, src.as_ptr(), n) }.unwrap_err();
+        let e = unsafe { m.copy_in(m.addr() + off, src.as_ptr(), n) }.unwrap_err();
         assert_eq!(e.errno, libc::EIO);
         assert!(e.msg.contains("past the end"), "{}", e.msg);
     }
     // SAFETY: inside the mapping.
-    let e = unsafe { m.fill_in(m.addr + len - 4096 * 7, 3, 5000) }.unwrap_err();
+    let e = unsafe { m.fill_in(m.addr() + len - 4096 * 7, 3, 5000) }.unwrap_err();
     assert_eq!(e.errno, libc::EIO);
     // Inside the file: fine.
     // SAFETY: inside the mapping and the file.
-    unsafe { m.copy_in(m.addr + 64, src.as_ptr(), 1000) }.unwrap();
+    unsafe { m.copy_in(m.addr() + 64, src.as_ptr(), 1000) }.unwrap();
     seam::start();
-    let e = daxpmem::sync::sync(m, m.addr, len).unwrap_err();
+    let e = daxpmem::sync::sync(m, m.addr(), len).unwrap_err();
     let got = lines_of(&seam::take());
     assert_eq!(e.errno, libc::EIO, "{}", e.msg);
     assert!(e.msg.contains("past the end"), "{}", e.msg);
@@ -371,8 +371,8 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     assert_eq!(uniq.len(), got.len(), "a line written back twice");
     assert!(got
         .iter()
-        .all(|&a| a % line == 0 && a >= m.addr && a < m.addr + len));
-    let e = daxpmem::sync::sync(m, m.addr, 4096).unwrap_err();
+        .all(|&a| a % line == 0 && a >= m.addr() && a < m.addr() + len));
+    let e = daxpmem::sync::sync(m, m.addr(), 4096).unwrap_err();
     assert_eq!(e.errno, libc::EIO, "sticky");
     drop(r);
     daxpmem::handle::unmap(h).unwrap();
@@ -385,22 +385,22 @@ fn pmem_sync_writes_back_exactly_the_marked_lines_never_the_whole_entry() {
     let line = m.line;
     // A one-byte write costs one line, not a 2 MiB entry; overlapping marks one write-back.
     // SAFETY: inside the mapping.
-    unsafe { ((m.addr + (2 << 20) + 3) as *mut u8).write(9) };
-    m.mark(m.addr + (2 << 20) + 3, 1);
-    m.mark(m.addr + (2 << 20), 64);
-    m.mark(m.addr + (2 << 20), 4096);
+    unsafe { ((m.addr() + (2 << 20) + 3) as *mut u8).write(9) };
+    m.mark(m.addr() + (2 << 20) + 3, 1);
+    m.mark(m.addr() + (2 << 20), 64);
+    m.mark(m.addr() + (2 << 20), 4096);
     seam::start();
-    daxpmem::sync::sync(&m, m.addr, len).unwrap();
+    daxpmem::sync::sync(&m, m.addr(), len).unwrap();
     let ev = seam::take();
     assert_eq!(lines_of(&ev).len(), 4096 / line);
     assert!(matches!(
         ev[ev.len() - 2..],
         [Event::Fence, Event::SyncEnd(_)]
     ));
-    m.mark(m.addr + 77, 1);
+    m.mark(m.addr() + 77, 1);
     seam::start();
-    daxpmem::sync::sync(&m, m.addr, len).unwrap();
-    assert_eq!(lines_of(&seam::take()), vec![m.addr + 77 / line * line]);
+    daxpmem::sync::sync(&m, m.addr(), len).unwrap();
+    assert_eq!(lines_of(&seam::take()), vec![m.addr() + 77 / line * line]);
 }
 
 // ---------------------------------------------------------------------------------
@@ -435,7 +435,7 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
     let nlines = len / line;
     let pages = len / 4096;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let addr = m.addr;
+    let addr = m.addr();
     let writers: Vec<_> = (0..2u64)
         .map(|t| {
             let stop = stop.clone();
@@ -701,7 +701,7 @@ fn uffd_sparse_shadow() {
     let h = handle::new(m).unwrap();
     // A user held for the rest of the test (leaked: the mapping outlives the unmap).
     let m: &'static Mapping = Box::leak(Box::new(handle::get(h, "shadow").unwrap()));
-    let (addr, line) = (m.addr, m.line);
+    let (addr, line) = (m.addr(), m.line);
     let (nlines, pages) = (len / line, len / 4096);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..2u64)
