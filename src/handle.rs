@@ -215,24 +215,54 @@ impl Mapping {
     /// `[dst, dst+len)` is inside the mapping (checked by the caller) and `src` is
     /// readable for `len` bytes.
     pub unsafe fn copy_in(&self, dst: usize, src: *const u8, len: usize) -> Result<()> {
+        self.write_in(
+            dst,
+            len,
+            "dax_memcpy",
+            // SAFETY: per the contract.
+            |c| unsafe { crate::nt::move_(dst as *mut u8, src, len, c) },
+            // SAFETY: per the contract; ptr::copy tolerates overlap.
+            || unsafe { std::ptr::copy(src, dst as *mut u8, len) },
+        )
+    }
+
+    /// Fill part of the mapping and mark it, as `copy_in`.
+    ///
+    /// # Safety
+    /// `[dst, dst+len)` is inside the mapping (checked by the caller).
+    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) -> Result<()> {
+        self.write_in(
+            dst,
+            len,
+            "dax_memset",
+            // SAFETY: per the contract.
+            |c| unsafe { crate::nt::fill(dst as *mut u8, val, len, c) },
+            // SAFETY: per the contract.
+            || unsafe { (dst as *mut u8).write_bytes(val, len) },
+        )
+    }
+
+    /// Write `[dst, dst+len)` with `streamed` on pmem (marking the lines it did not
+    /// stream) or `plain` on the page cache (marking all of it), under the SIGBUS
+    /// handler's watch: EIO if a page was lost meanwhile.
+    #[inline(always)]
+    fn write_in(
+        &self,
+        dst: usize,
+        len: usize,
+        what: &str,
+        streamed: impl FnOnce(&cpu::Config) -> crate::nt::Temporal,
+        plain: impl FnOnce(),
+    ) -> Result<()> {
         let op = signals::enter(self);
         if self.pmem {
-            let c = cpu::config();
-            // SAFETY: per the contract.
-            let t = unsafe { crate::nt::move_(dst as *mut u8, src, len, c) };
-            for (a, l) in t.iter() {
+            for (a, l) in streamed(cpu::config()).iter() {
                 self.mark(a, l);
             }
         } else {
-            // SAFETY: per the contract; ptr::copy tolerates overlap.
-            unsafe { std::ptr::copy(src, dst as *mut u8, len) };
+            plain();
             self.mark(dst, len);
         }
-        self.lost_in(op, "dax_memcpy")
-    }
-
-    /// EIO if a page was lost during the operation `op` (copy_in, fill_in).
-    fn lost_in(&self, op: signals::InOp, what: &str) -> Result<()> {
         if op.finish() {
             return Err(Error::new(
                 libc::EIO,
@@ -242,27 +272,6 @@ impl Mapping {
             ));
         }
         Ok(())
-    }
-
-    /// Fill part of the mapping and mark it, as `copy_in`.
-    ///
-    /// # Safety
-    /// `[dst, dst+len)` is inside the mapping (checked by the caller).
-    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) -> Result<()> {
-        let op = signals::enter(self);
-        if self.pmem {
-            let c = cpu::config();
-            // SAFETY: per the contract.
-            let t = unsafe { crate::nt::fill(dst as *mut u8, val, len, c) };
-            for (a, l) in t.iter() {
-                self.mark(a, l);
-            }
-        } else {
-            // SAFETY: per the contract.
-            unsafe { (dst as *mut u8).write_bytes(val, len) };
-            self.mark(dst, len);
-        }
-        self.lost_in(op, "dax_memset")
     }
 }
 

@@ -23,10 +23,9 @@ use crate::{registry, sys};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::SeqCst};
 
-/// si_code of a fault on a page whose protection forbids the access.
+/// si_code of a fault on a page whose protection forbids the access (not in the libc
+/// crate for Linux).
 const SEGV_ACCERR: i32 = 2;
-/// si_code of a SIGBUS for an address no page backs (past the end of a file).
-const BUS_ADRERR: i32 = 2;
 
 /// One signal the library handles: whether its handler is in, and the action the signals
 /// that are not ours go to. Leaked boxes: an old one may still be read by a handler
@@ -167,7 +166,7 @@ extern "C" fn on_bus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut lib
         let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
         // Only "no backing page" (BUS_ADRERR): a memory error (BUS_MCEERR_*) is not a
         // truncation, and is left to the program or the default action.
-        code == BUS_ADRERR && on_lost_page(addr)
+        code == libc::BUS_ADRERR && on_lost_page(addr)
     })
     .unwrap_or(false);
     crate::error::set_errno(saved);

@@ -38,14 +38,11 @@
 
 use crate::error::{Error, Result};
 use crate::map::Mapping;
-use crate::pagemap::{
-    PageRegion, PmScanArg, PAGEMAP_SCAN, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC,
-    PM_SCAN_WP_MATCHING,
-};
+use crate::pagemap::{self, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING};
 use crate::sys;
+use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering::SeqCst};
 
-const SYS_USERFAULTFD: libc::c_long = 323;
 const UFFD_USER_MODE_ONLY: libc::c_int = 1;
 const UFFD_API: u64 = 0xAA;
 pub(crate) const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
@@ -54,7 +51,6 @@ pub(crate) const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
 const FEATURES: u64 =
     UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
-const MADV_NOHUGEPAGE: i32 = 15;
 
 #[repr(C)]
 #[derive(Default)]
@@ -81,9 +77,6 @@ const UFFDIO_API: u64 = iowr(0x3F, std::mem::size_of::<UffdioApi>());
 /// `_IOWR(0xAA, 0x00, struct uffdio_register)`.
 const UFFDIO_REGISTER: u64 = iowr(0x00, std::mem::size_of::<UffdioRegister>());
 
-/// Result vector length of one PAGEMAP_SCAN call (24 bytes each, on the stack).
-const VEC: usize = 512;
-
 fn getpid() -> i32 {
     // SAFETY: getpid has no preconditions (a raw call: never a cached value).
     unsafe { libc::syscall(libc::SYS_getpid) as i32 }
@@ -95,7 +88,7 @@ fn open_registered(addr: usize, len: usize) -> Result<i32> {
     // SAFETY: userfaultfd(2) takes flags and returns a new descriptor or -1.
     let fd = unsafe {
         libc::syscall(
-            SYS_USERFAULTFD,
+            libc::SYS_userfaultfd,
             libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY,
         )
     };
@@ -132,17 +125,9 @@ fn open_registered(addr: usize, len: usize) -> Result<i32> {
 }
 
 fn open_pagemap() -> Result<i32> {
-    // SAFETY: a NUL-terminated path; open returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/pagemap".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(Error::last_os("open /proc/self/pagemap"));
-    }
-    Ok(fd)
+    pagemap::open()
+        .map(IntoRawFd::into_raw_fd)
+        .map_err(|e| Error::from_io("open /proc/self/pagemap", &e))
 }
 
 /// Get-and-clear the written pages of [start, end) (page-aligned) through `pagemap`:
@@ -155,36 +140,15 @@ fn scan_written(
     end: usize,
     f: &mut dyn FnMut(usize, usize),
 ) -> std::result::Result<(), i32> {
-    let mut vec = [PageRegion::default(); VEC];
-    let mut cur = start as u64;
-    while cur < end as u64 {
-        let mut arg = PmScanArg {
-            size: std::mem::size_of::<PmScanArg>() as u64,
-            flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-            start: cur,
-            end: end as u64,
-            vec: vec.as_mut_ptr() as u64,
-            vec_len: VEC as u64,
-            category_mask: PAGE_IS_WRITTEN,
-            return_mask: PAGE_IS_WRITTEN,
-            ..Default::default()
-        };
-        // SAFETY: arg and vec are valid for the ioctl's reads and writes.
-        let n = unsafe { libc::ioctl(pagemap, PAGEMAP_SCAN as _, &mut arg) };
-        if n < 0 {
-            return Err(crate::error::errno());
-        }
-        for r in &vec[..n as usize] {
-            f(r.start as usize, r.end as usize);
-        }
-        // A partial vector means the walk is done (on 6.18 walk_end is not reliable
-        // after a partial vector: restarting from it would report regions twice).
-        if (n as usize) < VEC || arg.walk_end <= cur {
-            break;
-        }
-        cur = arg.walk_end;
-    }
-    Ok(())
+    pagemap::scan(
+        pagemap,
+        start,
+        end,
+        PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        PAGE_IS_WRITTEN,
+        PAGE_IS_WRITTEN,
+        &mut |s, e, _| f(s, e),
+    )
 }
 
 /// Register [addr, addr+len) and write-protect all of it. Returns (uffd, pagemap).
@@ -198,7 +162,7 @@ fn arm_range(
     // Best effort: a PMD-mapped folio would report 512 pages for a 4 KiB write, which
     // over-marks but loses nothing.
     // SAFETY: advice only; the range is the caller's.
-    let _ = unsafe { sys::madvise(addr, end - addr, MADV_NOHUGEPAGE) };
+    let _ = unsafe { sys::madvise(addr, end - addr, libc::MADV_NOHUGEPAGE) };
     let uffd = open_registered(addr, end - addr)?;
     let pagemap = match open_pagemap() {
         Ok(p) => p,
