@@ -311,8 +311,7 @@ fn on_lost_page(addr: usize) -> bool {
     // SAFETY: the page is part of the mapping this thread is operating on (which holds
     // a reference to it); its file page is gone, and a zero page takes its place.
     let r = unsafe {
-        libc::syscall(
-            libc::SYS_mmap,
+        sys::mmap_errno(
             page,
             sys::PAGE,
             libc::PROT_READ | libc::PROT_WRITE,
@@ -321,7 +320,7 @@ fn on_lost_page(addr: usize) -> bool {
             0,
         )
     };
-    if r as usize != page {
+    if r != Ok(page) {
         return false;
     }
     found.note_lost_page();
