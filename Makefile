@@ -180,9 +180,11 @@ preload-bench-dax: preload-test
 # Benchmarks against PMDK's libpmem (Debian libpmem-dev), printed as ratios.
 BENCH_ARGS ?= --quick
 bench: build
-	$(MAKE) -C bench bench_pmem bench_sync bench_track
+	$(MAKE) -C bench bench_pmem bench_sync bench_track bench_patterns bench_sparse
 	bench/bench_pmem $(BENCH_ARGS)
 	DAXPMEM_FORCE_PMEM=1 bench/bench_sync $(BENCH_ARGS)
+	DAXPMEM_FORCE_PMEM=1 bench/bench_patterns $(BENCH_ARGS)
+	DAXPMEM_FORCE_PMEM=1 bench/bench_sparse $(BENCH_ARGS)
 	bench/bench_track $(BENCH_ARGS)
 
 clean:

@@ -61,7 +61,7 @@ compat-bench: tmp-install
 	@mkdir -p $(TMP)
 	$(CC) -std=c11 $(CWARN) -O2 -o $(TMP)/compat_bench $(COMPAT_SRC)/bench/compat_bench.c -ldl
 	$(TMP)/compat_bench $(COMPAT_SYSLIB) $(TPREFIX)/lib/daxpmem-libpmem/libpmem.so.1 \
-	    $${COMPAT_BENCH_DIR:-/dev/shm}
+	    $${COMPAT_BENCH_DIR:-/dev/shm} $(COMPAT_BENCH_ARGS)
 
 # PMDK 1.12.1's own libpmem unit tests against our libpmem.so.1 and, in the same run,
 # Debian's (compat/pmdk/README.md). PMDK_SRC: a PMDK 1.12.1 tree to build and use

@@ -5,7 +5,8 @@
 //! - the calls other threads had in flight hold no users of any mapping (registry);
 //! - every lock another thread held is free, its scratch state fresh (lock.rs);
 //! - a mark another thread had half written (a ticket without an entry) is skipped
-//!   (marklog.rs: a sync never waits for a mark);
+//!   (marklog.rs: a sync never waits for a mark); one half written into a thread's
+//!   mark ring was never published (rings.rs), whose consumer locks are reset;
 //! - the process total of lines written back is readable (sync.rs);
 //! - DAX_TRACK_UFFD mappings re-arm on their next sync (their descriptors are the
 //!   parent's registration).
@@ -27,6 +28,7 @@ extern "C" fn child() {
 
 fn after_fork_child() {
     crate::sync::after_fork_child();
+    crate::rings::after_fork_child();
     crate::registry::after_fork_child(&mut |m| {
         m.sync_lock.reset_after_fork();
         m.fault_lock.reset_after_fork();

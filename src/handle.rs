@@ -38,6 +38,42 @@ fn decode(h: *const Handle) -> Option<(usize, u64)> {
     (gen != 0 && gen <= GEN_MASK).then_some((idx, gen))
 }
 
+/// Mark `[addr, addr+len)` of the mapping `h` dirty: through this thread's mark ring
+/// when it can (no locked instruction: rings.rs), else through the mapping's shared
+/// log or index, which also says what is wrong with the arguments. EBADF when the
+/// mapping was unmapped or split while the call ran (the mark landed in a retired
+/// mapping no sync takes: after a split, mark through the part's handle).
+/// Async-signal-safe: no lock, no allocation, errors are static text.
+pub fn mark(h: *const Handle, addr: usize, len: usize) -> Result<()> {
+    const WHAT: &str = "dax_mark_dirty";
+    let gone = || {
+        Error::at(
+            libc::EBADF,
+            WHAT,
+            "the mapping was unmapped or split while the call ran",
+        )
+    };
+    if len != 0 {
+        if let Some((idx, gen)) = decode(h) {
+            match crate::rings::mark(idx, gen, addr, len) {
+                Some(true) => return Ok(()),
+                Some(false) => return Err(gone()),
+                None => {}
+            }
+        }
+    }
+    let m = get(h, WHAT)?.no_reap();
+    if len == 0 {
+        return Ok(());
+    }
+    m.check_inside(WHAT, addr, len)?;
+    m.mark(addr, len);
+    if m.dead.load(SeqCst) {
+        return Err(gone());
+    }
+    Ok(())
+}
+
 /// The handle of a registered mapping.
 pub fn of(r: &Ref) -> *mut Handle {
     let (idx, gen) = r.id();
@@ -130,12 +166,16 @@ pub fn get(h: *const Handle, what: &'static str) -> Result<Ref> {
 /// kept in the process total. `before` runs under the lock first. Fails with EBADF when
 /// another call retired it first, EDEADLK when this thread holds its sync lock (a
 /// signal handler that interrupted a sync).
-fn retire(r: &Ref, what: &'static str, before: impl FnOnce(&Mapping) -> Result<()>) -> Result<()> {
-    let _g = r.sync_lock.lock().map_err(|_| map::reentered(what))?;
+fn retire(
+    r: &Ref,
+    what: &'static str,
+    before: impl FnOnce(&Mapping, &mut crate::map::SyncScratch) -> Result<()>,
+) -> Result<()> {
+    let mut g = r.sync_lock.lock().map_err(|_| map::reentered(what))?;
     if r.dead.load(SeqCst) {
         return Err(bad(what));
     }
-    before(r)?;
+    before(r, &mut g)?;
     let mut won = false;
     crate::sync::retire(r, || won = registry::retire(r));
     if !won {
@@ -150,7 +190,7 @@ fn retire(r: &Ref, what: &'static str, before: impl FnOnce(&Mapping) -> Result<(
 /// reserved until then).
 pub fn unmap(h: *const Handle) -> Result<()> {
     let r = get(h, "dax_unmap")?;
-    let res = retire(&r, "dax_unmap", |_| Ok(()));
+    let res = retire(&r, "dax_unmap", |_, _| Ok(()));
     drop(r);
     registry::reap_pending();
     res
@@ -160,7 +200,7 @@ pub fn unmap(h: *const Handle) -> Result<()> {
 /// handle as `unmap` does, without unmapping or syncing.
 pub fn forget(h: *const Handle) -> Result<()> {
     let r = get(h, "dax_forget")?;
-    let res = retire(&r, "dax_forget", |m| {
+    let res = retire(&r, "dax_forget", |m, _| {
         track::disarm(m)?;
         m.disown_memory();
         Ok(())
@@ -309,8 +349,8 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         false
     });
     for m in hit {
-        let r = retire(&m, "dax_unmap_range", |m| {
-            m.drain_log_to_index();
+        let r = retire(&m, "dax_unmap_range", |m, scratch| {
+            crate::sync::all_to_index(m, scratch, "dax_unmap_range")?;
             let mut pieces = vec![];
             if m.addr() < addr {
                 pieces.push(m.piece(m.addr(), addr - m.addr())?);

@@ -30,6 +30,7 @@ pub mod order;
 pub mod pagemap;
 pub mod pmem;
 pub mod registry;
+pub mod rings;
 #[cfg(feature = "seam")]
 pub mod seam;
 pub mod signals;
@@ -47,6 +48,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 // register the fork handler (fork.rs).
 extern "C" fn daxpmem_ctor() {
     let _ = std::panic::catch_unwind(cpu::init);
+    let _ = std::panic::catch_unwind(rings::init);
     fork::install();
 }
 

@@ -72,8 +72,26 @@ pub struct MarkLog {
     /// Entries in the ring (a power of two), less one.
     mask: u64,
     region_len: usize,
+    /// Low 32 bits: the next ticket (a position, modulo 2^32). High 32 bits: the lines
+    /// of every entry pushed (modulo 2^32), added by the same compare-and-swap, so the
+    /// lines waiting in the ring are known without reading it (`pending_lines`).
     tail: AtomicU64,
+    /// The next position to take (modulo 2^32).
     head: AtomicU64,
+    /// The tail's line count as of the last drain.
+    drained: AtomicU64,
+    /// Lines a consumer took out of the ring and keeps elsewhere until written back
+    /// (a ranged sync's spill, sync.rs): counted in `pending_lines` too.
+    held: AtomicU64,
+}
+
+/// Positions are counted modulo 2^32 (the low half of `tail`).
+const POS: u64 = 0xffff_ffff;
+
+/// Positions from `from` up to `to` (modulo 2^32).
+#[inline(always)]
+fn span(from: u64, to: u64) -> u64 {
+    to.wrapping_sub(from) & POS
 }
 
 // SAFETY: the slots are reached only through atomics; the region lives as long as self.
@@ -94,6 +112,8 @@ impl MarkLog {
             region_len,
             tail: AtomicU64::new(0),
             head: AtomicU64::new(0),
+            drained: AtomicU64::new(0),
+            held: AtomicU64::new(0),
         })
     }
 
@@ -111,12 +131,18 @@ impl MarkLog {
             return false;
         }
         let v = key(first, count);
+        // One position and `count` lines (a carry out of the position at 2^32 adds a
+        // line to the count: a statistic, off by one every 4 billion marks).
+        let step = 1 | (count as u64) << 32;
         let mut t = self.tail.load(Relaxed);
         loop {
-            if t.wrapping_sub(self.head.load(Acquire)) > self.mask {
+            if span(self.head.load(Acquire), t) > self.mask {
                 return false;
             }
-            match self.tail.compare_exchange_weak(t, t + 1, SeqCst, Relaxed) {
+            match self
+                .tail
+                .compare_exchange_weak(t, t.wrapping_add(step), SeqCst, Relaxed)
+            {
                 Ok(_) => break,
                 Err(cur) => t = cur,
             }
@@ -132,20 +158,41 @@ impl MarkLog {
         let h = self.head.load(Relaxed);
         let t = self.tail.load(SeqCst);
         let mut stop = None;
-        for i in h..t {
+        for i in h..h + span(h, t) {
             if let Some(k) = self.take_slot(i, &mut stop) {
                 let (first, count) = unkey(k);
                 f(first, count);
             }
         }
-        self.head.store(stop.unwrap_or(t), Release);
+        self.end_drain(stop, h, t);
+    }
+
+    /// Advance `head` to `stop` or to `t`, and the drained line count to `t`'s (a mark
+    /// left unpublished at `stop` is no longer counted as pending: a statistic, in
+    /// that rare race only).
+    #[inline(always)]
+    fn end_drain(&self, stop: Option<u64>, h: u64, t: u64) {
+        self.head
+            .store(stop.unwrap_or(h + span(h, t)) & POS, Release);
+        self.drained.store(t >> 32, Relaxed);
     }
 
     /// Entries published or being published now (a sync's estimate of what it takes).
     pub fn pending(&self) -> usize {
-        self.tail
-            .load(Relaxed)
-            .wrapping_sub(self.head.load(Relaxed)) as usize
+        span(self.head.load(Relaxed), self.tail.load(Relaxed)) as usize
+    }
+
+    /// Lines marked through the ring and not yet written back: those in the ring now
+    /// plus those a consumer holds (`hold`). A line marked twice counts twice. A few
+    /// loads; async-signal-safe.
+    pub fn pending_lines(&self) -> u64 {
+        let pushed = self.tail.load(Relaxed) >> 32;
+        (pushed.wrapping_sub(self.drained.load(Relaxed)) & POS) + self.held.load(Relaxed)
+    }
+
+    /// The consumer now keeps `lines` lines taken from the ring (for `pending_lines`).
+    pub fn hold(&self, lines: u64) {
+        self.held.store(lines, Relaxed);
     }
 
     /// Take every entry published so far into `keys`, as they are (sort keys), through
@@ -156,7 +203,7 @@ impl MarkLog {
         let h = self.head.load(Relaxed);
         let t = self.tail.load(SeqCst);
         let mut stop = None;
-        keys.extend((h..t).map(|i| {
+        keys.extend((h..h + span(h, t)).map(|i| {
             let s = self.slot(i);
             let v = s.load(Acquire);
             // The common case: an entry (neither 0 nor CONSUMED), nothing left behind.
@@ -167,7 +214,7 @@ impl MarkLog {
                 Self::take_odd(s, i, v, &mut stop).unwrap_or(key(0, 1))
             }
         }));
-        self.head.store(stop.unwrap_or(t), Release);
+        self.end_drain(stop, h, t);
     }
 
     /// Take position `i` (below `tail`). `stop` is the first position found empty
@@ -198,7 +245,7 @@ impl MarkLog {
     pub fn after_fork_child(&self) {
         let h = self.head.load(Relaxed);
         let t = self.tail.load(Relaxed);
-        for i in h..t {
+        for i in h..h + span(h, t) {
             let s = self.slot(i);
             if s.load(Relaxed) == 0 {
                 s.store(CONSUMED, Relaxed);
@@ -248,13 +295,13 @@ mod tests {
         l.drain_keys(&mut keys);
         // The unpublished slot gives line 0's key (one line written back for nothing).
         assert_eq!(keys, vec![key(1, 1), key(0, 1), key(3, 2)]);
-        assert_eq!(l.head.load(SeqCst), t);
+        assert_eq!(l.head.load(SeqCst), t & POS);
         l.slot(t).store(key(7, 1), Release);
         keys.clear();
         l.drain_keys(&mut keys);
         // The late entry; the consumed one after it gives line 0's key.
         assert_eq!(keys, vec![key(7, 1), key(0, 1)]);
-        assert_eq!(l.head.load(SeqCst), l.tail.load(SeqCst));
+        assert_eq!(l.head.load(SeqCst), l.tail.load(SeqCst) & POS);
         keys.clear();
         assert!(l.push(9, 1));
         l.drain_keys(&mut keys);
@@ -285,20 +332,53 @@ mod tests {
         let mut got = vec![];
         l.drain(|f, c| got.push((f, c)));
         assert_eq!(got, vec![(1, 1), (3, 2)]);
-        assert_eq!(l.head.load(SeqCst), t, "head stops at the unpublished slot");
+        assert_eq!(
+            l.head.load(SeqCst),
+            t & POS,
+            "head stops at the unpublished slot"
+        );
         // It publishes; the next drain takes it and skips what was taken.
         l.slot(t).store(key(7, 1), Release);
         assert!(l.push(9, 1));
         got.clear();
         l.drain(|f, c| got.push((f, c)));
         assert_eq!(got, vec![(7, 1), (9, 1)]);
-        assert_eq!(l.head.load(SeqCst), l.tail.load(SeqCst));
+        assert_eq!(l.head.load(SeqCst), l.tail.load(SeqCst) & POS);
         // A ticket a fork cut off: the child marks it consumed.
         let _ = l.tail.fetch_add(1, SeqCst);
         l.after_fork_child();
         got.clear();
         l.drain(|f, c| got.push((f, c)));
         assert!(got.is_empty());
-        assert_eq!(l.head.load(SeqCst), l.tail.load(SeqCst));
+        assert_eq!(l.head.load(SeqCst), l.tail.load(SeqCst) & POS);
+    }
+
+    #[test]
+    fn positions_wrap_at_2_32_and_lines_are_counted() {
+        let l = MarkLog::new(1 << 30).unwrap();
+        l.tail.store(POS - 2, SeqCst);
+        l.head.store(POS - 2, SeqCst);
+        for i in 0..6 {
+            assert!(l.push(i * 10, i + 1));
+        }
+        assert_eq!(l.pending(), 6);
+        assert_eq!(
+            l.pending_lines(),
+            21 + 1,
+            "the carry out of the position: one line"
+        );
+        let mut got = vec![];
+        l.drain(|f, c| got.push((f, c)));
+        assert_eq!(got, (0..6).map(|i| (i * 10, i + 1)).collect::<Vec<_>>());
+        assert_eq!(l.head.load(SeqCst), 3);
+        assert_eq!(l.pending(), 0);
+        assert_eq!(l.pending_lines(), 0);
+        assert!(l.push(1, 64));
+        l.hold(5);
+        assert_eq!(l.pending_lines(), 69);
+        let mut keys: Vec<u64> = vec![];
+        l.drain_keys(&mut keys);
+        assert_eq!(keys, vec![key(1, 64)]);
+        assert_eq!(l.pending_lines(), 5);
     }
 }

@@ -134,6 +134,32 @@ pub fn acquire(idx: usize, gen: u64) -> Option<Ref> {
     })
 }
 
+/// The range [start, end) of the mapping in slot `idx` if it is LIVE with generation
+/// `gen`, read without taking a user (a seqlock: the state, the range, the state again;
+/// the slots are never freed). For marks that touch no mapping memory (rings.rs).
+/// Async-signal-safe.
+#[inline]
+pub fn live_range(idx: usize, gen: u64) -> Option<(usize, usize)> {
+    let s = SLOTS.get(idx)?;
+    let before = s.state.load(Acquire);
+    if before & LIVE == 0 || gen_of(before) != gen {
+        return None;
+    }
+    let (start, end) = (s.start.load(Relaxed), s.end.load(Relaxed));
+    std::sync::atomic::fence(Acquire);
+    let after = s.state.load(Relaxed);
+    (after & LIVE != 0 && gen_of(after) == gen).then_some((start, end))
+}
+
+/// Whether slot `idx` is LIVE with generation `gen` (one load).
+#[inline]
+pub fn is_live_id(idx: usize, gen: u64) -> bool {
+    SLOTS
+        .get(idx)
+        .map(|s| s.state.load(SeqCst))
+        .is_some_and(|c| c & LIVE != 0 && gen_of(c) == gen)
+}
+
 /// Take a user of slot `idx` whatever its generation, if it is LIVE.
 fn acquire_any(idx: usize) -> Option<Ref> {
     let cur = SLOTS[idx].state.load(Acquire);
@@ -178,6 +204,8 @@ fn free(idx: usize, seen: u64) {
     {
         return;
     }
+    // BUSY before the range changes, for `live_range`'s readers (a seqlock).
+    std::sync::atomic::fence(Release);
     let p = s.ptr.swap(std::ptr::null_mut(), AcqRel);
     s.start.store(0, Relaxed);
     s.end.store(0, Relaxed);
@@ -229,6 +257,7 @@ pub fn insert(m: Arc<Mapping>) -> Result<(u32, u64)> {
         }
         s.start.store(start, Relaxed);
         s.end.store(end, Relaxed);
+        m.reg_id.store(id_of(i, gen_of(cur)), Relaxed);
         s.ptr.store(Arc::into_raw(m) as *mut Mapping, Release);
         HIGH.fetch_max(i + 1, AcqRel);
         LIVE_COUNT.fetch_add(1, AcqRel);
@@ -285,6 +314,12 @@ pub fn scan(f: &mut dyn FnMut(&Ref) -> bool) {
             }
         }
     }
+}
+
+/// The id of the mapping in registry slot `idx` with generation `gen` (rings.rs).
+#[inline(always)]
+pub fn id_of(idx: usize, gen: u64) -> u64 {
+    ((idx as u64) << 40) | gen
 }
 
 /// The registered mapping containing `addr`, with a user of its own (released without

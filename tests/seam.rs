@@ -241,14 +241,14 @@ fn failed_msync_keeps_the_dirty_lines() {
         unsafe { ((m.addr() + off) as *mut u8).write(1) };
         m.mark(m.addr() + off, 100);
     }
-    m.drain_log_to_index();
-    let dirty = m.index.count(0, m.index.len());
+    let dirty = daxpmem::sync::dirty_lines(&m);
     assert!(dirty >= 6);
     seam::fail_msync(libc::EIO);
     let r = daxpmem::sync::sync(&m, m.addr(), len);
     seam::fail_msync(0);
     assert_eq!(r.unwrap_err().errno, libc::EIO);
     assert_eq!(m.index.count(0, m.index.len()), dirty, "the bits went back");
+    assert_eq!(daxpmem::sync::dirty_lines(&m), dirty);
     assert_eq!(m.counters.msync_calls.load(SeqCst), 1);
     // The retry msyncs them again, but the failure is sticky (see the next test).
     assert_eq!(
@@ -751,4 +751,144 @@ fn uffd_sparse_shadow() {
     );
     assert!(writes > 1_000, "too few writes: {writes}");
     handle::unmap(h).unwrap();
+}
+
+/// A ranged sync keeps what lies outside its range out of the index (the spill) and
+/// counts it as dirty; the next syncs write back exactly those lines, whichever way
+/// they come (spill or, past its bound, the index).
+#[test]
+fn ranged_syncs_keep_the_rest_for_later_and_count_it() {
+    for n in [10usize, 5000] {
+        let len = 64 << 20;
+        let m = shm_mapping(&format!("spill{n}"), len, true);
+        let line = m.line;
+        let nlines = len / line;
+        let mut rng = Rng(77 + n as u64);
+        let mut want = std::collections::BTreeSet::new();
+        while want.len() < n {
+            let l = rng.below(nlines as u64) as usize;
+            if want.insert(l) {
+                m.mark(m.addr() + l * line, 1);
+            }
+        }
+        assert_eq!(daxpmem::sync::dirty_lines(&m), n as u64);
+        let (lo, hi) = (nlines / 4, nlines / 2);
+        let Ev::Sync { lines, .. } = recorded_sync(&m, lo, hi) else {
+            unreachable!()
+        };
+        let inside: Vec<usize> = want.range(lo..hi).copied().collect();
+        assert_eq!(lines, inside, "the range: exactly its marked lines");
+        assert_eq!(
+            daxpmem::sync::dirty_lines(&m),
+            (n - inside.len()) as u64,
+            "the rest still counted"
+        );
+        // Another range, then the whole mapping: every other line exactly once.
+        let Ev::Sync { lines: a, .. } = recorded_sync(&m, 0, nlines / 8) else {
+            unreachable!()
+        };
+        let Ev::Sync { lines: b, .. } = recorded_sync(&m, 0, nlines) else {
+            unreachable!()
+        };
+        let mut got: Vec<usize> = inside.into_iter().chain(a).chain(b).collect();
+        got.sort_unstable();
+        assert_eq!(got, want.iter().copied().collect::<Vec<_>>());
+        assert_eq!(daxpmem::sync::dirty_lines(&m), 0);
+    }
+}
+
+/// Marks through handles (the per-thread mark rings, rings.rs) on two mappings from two
+/// threads, each thread also syncing both (ranges and whole): every mark made before a
+/// sync began is written back by it or an earlier one, whichever thread's ring holds
+/// it and whichever mapping's sync took that ring (forwarding).
+#[test]
+fn trace_ring_marks_of_two_mappings_are_never_lost() {
+    use daxpmem::ffi;
+    let len = 1 << 20;
+    // Registered (a handle, so marks go through the rings), forced pmem (the seam sees
+    // every line written back).
+    let mk = |name: &str| daxpmem::handle::new(shm_mapping(name, len, true)).unwrap() as usize;
+    let hs = [mk("ringA"), mk("ringB")];
+    let ops_per_thread = 150_000u64;
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let refs: Vec<_> = hs
+                    .iter()
+                    .map(|&h| daxpmem::handle::get(h as *const _, "test").unwrap())
+                    .collect();
+                let line = refs[0].line;
+                let nlines = len / line;
+                let mut rng = Rng(0xABCDEF + t * 104_729);
+                let mut ev: [Vec<Ev>; 2] = [vec![], vec![]];
+                for i in 0..ops_per_thread {
+                    let w = rng.below(2) as usize;
+                    let m = &refs[w];
+                    if rng.below(10) == 0 {
+                        let (lo, hi) = if rng.below(4) == 0 {
+                            (0, nlines)
+                        } else {
+                            let lo = rng.below(nlines as u64) as usize;
+                            (lo, (lo + 1 + rng.below(4096) as usize).min(nlines))
+                        };
+                        ev[w].push(recorded_sync(m, lo, hi));
+                    } else {
+                        let l = rng.below(nlines as u64) as usize;
+                        let tb = seam::tick();
+                        // SAFETY: inside the mapping.
+                        unsafe { ((m.addr() + l * line) as *mut u64).write_volatile(i) };
+                        daxpmem::handle::mark(hs[w] as *const _, m.addr() + l * line, 8).unwrap();
+                        let ta = seam::tick();
+                        ev[w].push(Ev::Mark { line: l, tb, ta });
+                    }
+                }
+                ev
+            })
+        })
+        .collect();
+    let mut per: [Vec<Ev>; 2] = [vec![], vec![]];
+    for h in threads {
+        let [a, b] = h.join().unwrap();
+        per[0].extend(a);
+        per[1].extend(b);
+    }
+    for evs in &per {
+        let checked = check_trace(evs, len / 64);
+        assert!(checked > 20_000, "the trace checked too little: {checked}");
+    }
+    for h in hs {
+        assert_eq!(ffi::dax_unmap(h as *mut _), 0);
+    }
+}
+
+/// `dirty_lines` counts what the mark rings hold: a thread marking one mapping (the
+/// counted run) and two in turn (the read of the ring), and nothing after a sync.
+#[test]
+fn dirty_lines_counts_ring_marks() {
+    let len = 1 << 20;
+    let h = [
+        daxpmem::handle::new(shm_mapping("dl-a", len, true)).unwrap(),
+        daxpmem::handle::new(shm_mapping("dl-b", len, true)).unwrap(),
+    ];
+    let m: Vec<_> = h
+        .iter()
+        .map(|&h| daxpmem::handle::get(h, "test").unwrap())
+        .collect();
+    for i in 0..10 {
+        daxpmem::handle::mark(h[0], m[0].addr() + i * 4096, 100).unwrap();
+    }
+    assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 20);
+    assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 0);
+    for i in 0..5 {
+        daxpmem::handle::mark(h[1], m[1].addr() + i * 4096, 1).unwrap();
+        daxpmem::handle::mark(h[0], m[0].addr() + 102_400 + i * 64, 64).unwrap();
+    }
+    assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 25);
+    assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 5);
+    daxpmem::sync::sync(&m[0], m[0].addr(), len).unwrap();
+    assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 0);
+    // m[1]'s marks were forwarded to its own log by that sync: still counted.
+    assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 5);
+    daxpmem::sync::sync(&m[1], m[1].addr(), len).unwrap();
+    assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 0);
 }

@@ -154,6 +154,9 @@ pub struct Mapping {
     /// The thread (`lock::self_id`) writing the mapping back right now (under the
     /// sync lock), 0 for none: a SIGBUS on that thread in the mapping is a lost page.
     pub writer: AtomicUsize,
+    /// Its registry slot and generation (`rings::id_of`), 0 until registered: a sync
+    /// takes the entries the per-thread mark rings hold for it (rings.rs).
+    pub reg_id: AtomicU64,
 }
 
 /// The error of a call that needs a mapping's sync lock while this thread holds it
@@ -183,6 +186,8 @@ pub struct SyncScratch {
     /// The mark log's entries a sync took, as sort keys (`marklog::key`), and the
     /// sort's scratch space.
     pub order: crate::order::Scratch,
+    /// Mark-log entries a ranged sync took that lie outside its range (sync.rs).
+    pub spill: Vec<u64>,
 }
 
 impl Mapping {
@@ -252,11 +257,6 @@ impl Mapping {
     pub fn mark_index(&self, addr: usize, len: usize) {
         let (lo, hi) = self.lines_of(addr, len);
         self.index.mark(lo, hi);
-    }
-
-    /// Move the mark log's entries into the index (the caller holds the sync lock).
-    pub fn drain_log_to_index(&self) {
-        self.log.drain(|f, c| self.index.mark(f, f + c));
     }
 
     /// Record a failed msync / fdatasync: every later sync fails (`failure`).
@@ -380,6 +380,7 @@ impl Mapping {
             failed_errno: AtomicI32::new(0),
             lost_pages: AtomicU64::new(0),
             writer: AtomicUsize::new(0),
+            reg_id: AtomicU64::new(0),
         })
     }
 }
