@@ -9,8 +9,8 @@
  * Mappings live in the core's registry; the counters, kept only with DAXPMEM_STATS=1,
  * in daxpmem_counter().
  *
- * Interposed: msync, mmap, mmap64, munmap, mremap, madvise (and sigaction/signal for
- * SIGSEGV/SIGBUS when the core exports dax_chain_sigaction: see PRELOAD_CHAIN_SIGACTION).
+ * Interposed: msync, mmap, mmap64, munmap, mremap, madvise, and sigaction/signal for
+ * SIGSEGV/SIGBUS (through the core's dax_chain_sigaction).
  *
  * Rules every hook follows:
  *  - before the constructor has run: a raw system call (syscall(2)), nothing else;
@@ -60,16 +60,6 @@
 #endif
 #ifndef STATX_ATTR_DAX
 #define STATX_ATTR_DAX 0x00200000
-#endif
-
-#ifdef PRELOAD_CHAIN_SIGACTION
-/* The core's hook for programs' SIGSEGV/SIGBUS handlers (once it has a fault-based
- * tracker): 0 = the core keeps its handler first and stored `act` as the one to chain
- * to (oldact filled), 1 = the core has no handler for sig: call the real sigaction,
- * -1 = error with errno. Declared here too so this file builds against a header that
- * already has it (identical prototypes are allowed) -- preload.mk defines
- * PRELOAD_CHAIN_SIGACTION only when include/daxpmem.h declares it. */
-int dax_chain_sigaction(int sig, const struct sigaction *act, struct sigaction *oldact);
 #endif
 
 /* Configuration bits, from the environment, read once by the constructor. */
@@ -283,19 +273,17 @@ static enum kind fd_kind(int fd)
 	return K_OTHER;
 }
 
-/* Sync and forget the daxpmem mappings containing the first and the last byte of
- * [a, a+len): they become the program's again (the kernel's msync is right for them).
- * Mappings strictly inside the range are not seen (the core has no range lookup). */
-static void release_ends(uintptr_t a, size_t len, int sync)
+/* Sync and forget every daxpmem mapping that overlaps [a, a+len): they become the
+ * program's again (the kernel replaces or moves them; its msync is right for them).
+ * dax_lookup(a, len) finds one at a time: the one holding a, else the first overlap. */
+static void release_range(uintptr_t a, size_t len)
 {
-	uintptr_t pts[2] = { a, a + len - 1 };
-	for (int i = 0; i < 2; i++) {
-		dax_map_t *m = dax_lookup((const void *)pts[i], 1);
-		if (!m)
-			continue;
-		if (sync)
-			dax_sync(m, NULL, 0);
-		dax_forget(m);
+	dax_map_t *m;
+
+	while ((m = dax_lookup((const void *)a, len)) != NULL) {
+		dax_sync(m, NULL, 0);
+		if (dax_forget(m) != 0)
+			break; /* still registered: stop rather than find it again */
 	}
 }
 
@@ -378,7 +366,7 @@ static void *do_mmap(mmap_fn fn, void *addr, size_t len, int prot, int flags, in
 			/* MAP_FIXED replaces what is there: a daxpmem mapping there becomes
 			 * the program's (synced first, so no explicit mark is lost). */
 			saved = errno;
-			release_ends((uintptr_t)addr, len, 1);
+			release_range((uintptr_t)addr, len);
 			errno = saved;
 		}
 		return real_mmap(fn, addr, len, prot, flags, fd, off);
@@ -387,7 +375,7 @@ static void *do_mmap(mmap_fn fn, void *addr, size_t len, int prot, int flags, in
 	k = fd_kind(fd);
 	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE) &&
 	    page_aligned((uintptr_t)addr) && page_end((uintptr_t)addr, len))
-		release_ends((uintptr_t)addr, len, 1);
+		release_range((uintptr_t)addr, len);
 	errno = saved;
 	if (k == K_OTHER)
 		return real_mmap(fn, addr, len, prot, flags, fd, off);
@@ -472,15 +460,15 @@ EXPORT void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
 	if (R.conf & CONF_DISABLE)
 		return real_mremap(old, old_size, new_size, flags, new_addr);
 	saved = errno;
-	/* An adopted mapping that moves or changes size: sync it whole and hand it back
-	 * to the program (not re-adopted: the kernel's msync stays correct). old_size 0
+	/* Adopted mappings the old range touches move or change size: sync them whole and
+	 * hand them back to the program (not re-adopted: the kernel's msync stays correct). old_size 0
 	 * duplicates a shared mapping and leaves the old one in place. */
 	if (old_size && page_aligned((uintptr_t)old) && page_end((uintptr_t)old, old_size))
-		release_ends((uintptr_t)old, old_size, 1);
+		release_range((uintptr_t)old, old_size);
 	/* MREMAP_FIXED replaces whatever is at the destination. */
 	if ((flags & MREMAP_FIXED) && new_size && page_aligned((uintptr_t)new_addr) &&
 	    page_end((uintptr_t)new_addr, new_size))
-		release_ends((uintptr_t)new_addr, new_size, 1);
+		release_range((uintptr_t)new_addr, new_size);
 	errno = saved;
 	return real_mremap(old, old_size, new_size, flags, new_addr);
 }
@@ -528,11 +516,8 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 }
 
 /* ---- sigaction / signal --------------------------------------------------------
- * PRELOAD_CHAIN_SIGACTION: defined by preload.mk when include/daxpmem.h declares
- * dax_chain_sigaction (the core's fault-based tracker installs its own SIGSEGV
- * handler and chains to the program's). Until then these hooks are not built and
- * the program's sigaction/signal go straight to libc. */
-#ifdef PRELOAD_CHAIN_SIGACTION
+ * The core's SIGSEGV (DAX_TRACK_MPROTECT) and SIGBUS handlers stay first: a program's
+ * action for them is stored by dax_chain_sigaction and chained to. */
 extern int __sigaction(int, const struct sigaction *, struct sigaction *);
 extern sighandler_t bsd_signal(int, sighandler_t);
 
@@ -585,4 +570,3 @@ EXPORT sighandler_t signal(int sig, sighandler_t handler)
 	errno = saved;
 	return old.sa_handler;
 }
-#endif /* PRELOAD_CHAIN_SIGACTION */

@@ -12,22 +12,20 @@
 #   make preload-bench      msync-heavy program with and without the preload, as ratios
 #
 # The library finds the core through RUNPATH $ORIGIN (it is installed in the same
-# directory), which survives DESTDIR staging. The sigaction/signal hooks are built
-# only when include/daxpmem.h declares dax_chain_sigaction.
+# directory), which survives DESTDIR staging.
 
 PRELOAD_SRC  := preload
 PRELOAD_OUT  := $(CURDIR)/target/preload
 PRELOAD_LIB  := $(PRELOAD_OUT)/libdaxpmem-preload.so
 PRELOAD_CORE := target/release
 PRELOAD_TBIN := $(TMP)/preload-tests
-PRELOAD_SIG  := $(shell grep -q 'dax_chain_sigaction' include/daxpmem.h 2>/dev/null && echo -DPRELOAD_CHAIN_SIGACTION)
-PRELOAD_EXPORTS = madvise mmap mmap64 mremap msync munmap $(if $(PRELOAD_SIG),sigaction signal)
+PRELOAD_EXPORTS = madvise mmap mmap64 mremap msync munmap sigaction signal
 
 .PHONY: preload-build preload-install preload-uninstall preload-test preload-bench
 
 preload-build: build
 	@mkdir -p $(PRELOAD_OUT)
-	$(CC) -std=c11 $(CWARN) -O2 -fPIC -shared -fvisibility=hidden -Iinclude $(PRELOAD_SIG) \
+	$(CC) -std=c11 $(CWARN) -O2 -fPIC -shared -fvisibility=hidden -Iinclude \
 	    -Wl,-soname,libdaxpmem-preload.so.0 -Wl,--version-script=$(PRELOAD_SRC)/preload.map \
 	    -Wl,-z,defs -Wl,-z,now -Wl,-z,relro -Wl,--enable-new-dtags '-Wl,-rpath,$$ORIGIN' \
 	    -o $(PRELOAD_LIB).$$$$.tmp $(PRELOAD_SRC)/preload.c -L$(PRELOAD_CORE) -ldaxpmem && \

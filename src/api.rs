@@ -294,7 +294,7 @@ impl MapOptions {
     pub(crate) fn open_cstr(&self, p: &CStr) -> Result<DaxMap> {
         let (fd, n) = map::open_path(p, self.len, self.flags, self.mode as libc::mode_t)?;
         let name = format!("dax_map({})", p.to_string_lossy());
-        let m = map::map_fd(
+        let m = handle::map_fd(
             fd.as_fd(),
             0,
             n,
@@ -348,7 +348,7 @@ impl MapOptions {
             self.len
         };
         map::check_fd_range(fd, offset, n)?;
-        DaxMap::register(map::map_fd(fd, offset, n, self.flags, "dax_map_fd")?)
+        DaxMap::register(handle::map_fd(fd, offset, n, self.flags, "dax_map_fd")?)
     }
 
     /// The options of C flags (`DAX_*`), a length and a mode: checked by `open`.
@@ -378,7 +378,7 @@ pub(crate) fn adopt(
         }
     }
     let fd = map::check_fd(fd, "dax_adopt")?;
-    DaxMap::register(map::adopt(addr, len, fd, offset, flags, mapped_sync)?)
+    DaxMap::register(handle::adopt(addr, len, fd, offset, flags, mapped_sync)?)
 }
 
 // ---------------------------------------------------------------------------------
@@ -471,7 +471,7 @@ impl DaxMap {
     /// Register a new mapping (and arm its tracking: every mode works the same from
     /// Rust and from C).
     fn register(m: Mapping) -> Result<DaxMap> {
-        let (addr, len, pmem, track) = (m.addr, m.len, m.pmem, Track::of_core(m.track));
+        let (addr, len, pmem, track) = (m.addr(), m.len(), m.pmem, Track::of_core(m.track));
         let h = MapHandle(handle::new(m)? as usize);
         Ok(DaxMap {
             h,
@@ -633,9 +633,9 @@ impl DaxMap {
     /// ```
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.h.with("write", |m| {
-            let (o, n) = bounds("write", offset..offset.saturating_add(data.len()), m.len)?;
+            let (o, n) = bounds("write", offset..offset.saturating_add(data.len()), m.len())?;
             // SAFETY: the destination is inside the mapping (checked); data is readable.
-            unsafe { copy_into(m, "write", m.addr + o, data.as_ptr(), n) }
+            unsafe { copy_into(m, "write", m.addr() + o, data.as_ptr(), n) }
         })
     }
 
@@ -653,9 +653,9 @@ impl DaxMap {
     /// ```
     pub fn fill(&self, offset: usize, val: u8, len: usize) -> Result<()> {
         self.h.with("fill", |m| {
-            let (o, n) = bounds("fill", offset..offset.saturating_add(len), m.len)?;
+            let (o, n) = bounds("fill", offset..offset.saturating_add(len), m.len())?;
             // SAFETY: inside the mapping (checked).
-            unsafe { fill_into(m, "fill", m.addr + o, val, n) }
+            unsafe { fill_into(m, "fill", m.addr() + o, val, n) }
         })
     }
 
@@ -678,7 +678,7 @@ impl DaxMap {
     /// ```
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.h.with("read", |m| {
-            let (o, n) = bounds("read", offset..offset.saturating_add(buf.len()), m.len)?;
+            let (o, n) = bounds("read", offset..offset.saturating_add(buf.len()), m.len())?;
             if n == 0 {
                 return Ok(());
             }
@@ -687,7 +687,7 @@ impl DaxMap {
             // SAFETY: the source is inside the mapping, which stays mapped while the
             // copy is counted; buf is ours. A page the file no longer backs reads as
             // zeros (signals.rs replaces it).
-            unsafe { std::ptr::copy((m.addr + o) as *const u8, buf.as_mut_ptr(), n) };
+            unsafe { std::ptr::copy((m.addr() + o) as *const u8, buf.as_mut_ptr(), n) };
             if op.finish() {
                 return Err(Error::at(
                     libc::EIO,
@@ -785,11 +785,11 @@ impl DaxMap {
     /// ```
     pub fn punch_hole(&self, range: impl RangeBounds<usize>) -> Result<()> {
         self.h.with("punch_hole", |m| {
-            let (o, n) = bounds("punch_hole", range, m.len)?;
+            let (o, n) = bounds("punch_hole", range, m.len())?;
             if n == 0 {
                 return Ok(());
             }
-            crate::sync::punch_hole(m, m.addr + o, n)
+            crate::sync::punch_hole(m, m.addr() + o, n)
         })
     }
 
@@ -949,7 +949,7 @@ fn stats_of(m: &Mapping) -> Stats {
         // A walk of the page tables: only where huge entries are the design (DAX);
         // over a populated page-cache mapping it costs ~0.6 ms a GiB.
         huge_mapped_bytes: if k.map_sync || k.devdax || k.file_dax {
-            map::huge_mapped_bytes(m.addr, m.len)
+            map::huge_mapped_bytes(m.addr(), m.len())
         } else {
             None
         },
@@ -1039,10 +1039,10 @@ impl MapHandle {
 
     /// Address, length, pmem, tracking mode (async-signal-safe).
     pub(crate) fn addr_as(self, what: &'static str) -> Result<usize> {
-        self.with_signal_safe(what, |m| Ok(m.addr))
+        self.with_signal_safe(what, |m| Ok(m.addr()))
     }
     pub(crate) fn len_as(self, what: &'static str) -> Result<usize> {
-        self.with_signal_safe(what, |m| Ok(m.len))
+        self.with_signal_safe(what, |m| Ok(m.len()))
     }
     pub(crate) fn is_pmem_as(self, what: &'static str) -> Result<bool> {
         self.with_signal_safe(what, |m| Ok(m.pmem))
@@ -1063,7 +1063,7 @@ impl MapHandle {
     pub(crate) fn sync_as(self, what: &'static str, range: Option<(usize, usize)>) -> Result<()> {
         registry::reap_pending();
         let r = handle::get(self.raw(), what)?;
-        let (a, l) = range.unwrap_or((r.addr, r.len));
+        let (a, l) = range.unwrap_or((r.addr(), r.len()));
         r.check_inside(what, a, l)?;
         crate::sync::sync_ref(r, a, l)
     }

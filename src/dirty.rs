@@ -96,7 +96,8 @@ impl DirtyIndex {
             // marks would each fill a 2 MiB page (a 1 TiB mapping: one per GiB touched).
             // Advice only: failure changes nothing.
             // SAFETY: advice on our own fresh region.
-            unsafe { libc::madvise(region, region_len, libc::MADV_HUGEPAGE) };
+            let _ =
+                unsafe { crate::sys::madvise(region as usize, region_len, libc::MADV_HUGEPAGE) };
         }
         let mut levels = vec![];
         let mut off = 0;
@@ -337,7 +338,7 @@ impl DirtyIndex {
 impl Drop for DirtyIndex {
     fn drop(&mut self) {
         // SAFETY: the region was mapped by new() with this length and nothing else uses it.
-        unsafe { libc::munmap(self.region, self.region_len) };
+        let _ = unsafe { crate::sys::munmap(self.region as usize, self.region_len) };
     }
 }
 

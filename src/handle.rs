@@ -6,9 +6,11 @@
 //! handle either completes on the still-mapped mapping or fails with EBADF.
 
 use crate::error::{Error, Result};
-use crate::map::Mapping;
+use crate::map::{self, Mapping, Track};
 use crate::registry::{self, Ref, GEN_MASK, NSLOTS};
+use crate::{cpu, signals, track};
 use std::cell::Cell;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
@@ -87,16 +89,66 @@ fn bad(what: &'static str) -> Error {
     )
 }
 
+/// Map `len` bytes of `fd` at `offset` (`map::probe_fd`, `map::map_probed`) with the
+/// tracking mode the flags ask for resolved (`track::resolve`) and the SIGBUS handler
+/// in place; `new` registers it and starts its tracking. `name` prefixes the messages.
+pub fn map_fd(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+    flags: u32,
+    name: &str,
+) -> Result<Mapping> {
+    let probe = map::probe_fd(fd, offset, len, flags, name)?;
+    let track = resolve(&probe, name)?;
+    map::map_probed(fd, offset, len, flags, &probe, track, name)
+}
+
+/// Adopt a shared mapping the caller made: [addr, addr+len) maps `fd` (the caller's,
+/// only looked at, not kept) at `offset`; `mapped_sync` says whether it was mapped with
+/// MAP_SYNC. As `map_fd`, for `map::probe_adopt` and `map::adopted`.
+pub fn adopt(
+    addr: usize,
+    len: usize,
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    flags: u32,
+    mapped_sync: bool,
+) -> Result<Mapping> {
+    let probe = map::probe_adopt(addr, len, fd, offset, flags, mapped_sync)?;
+    let track = resolve(&probe, "dax_adopt")?;
+    map::adopted(addr, len, offset, &probe, track)
+}
+
+/// The tracking mode a new mapping really uses; installs the SIGBUS handler first (a
+/// write-back, copy or fill that meets a page the file no longer backs then fails with
+/// EIO instead of killing the process: signals.rs).
+fn resolve(probe: &map::Probe, name: &str) -> Result<Track> {
+    let named = |e: Error| Error::new(e.errno, format!("{name}: {}", e.msg));
+    let track = track::resolve(probe.requested, probe.dax()).map_err(named)?;
+    signals::install_bus().map_err(named)?;
+    Ok(track)
+}
+
 /// Register `m`, start its tracking, and make a handle for it.
 pub fn new(m: Mapping) -> Result<*mut Handle> {
     let (idx, gen) = registry::insert(Arc::new(m))?;
     let r = registry::acquire(idx as usize, gen).ok_or_else(|| bad("dax_map"))?;
     // Tracking starts once the fault handler can find the mapping.
-    if let Err(e) = crate::track::arm(&r) {
+    if let Err(e) = arm(&r) {
         registry::retire(&r);
         return Err(e);
     }
     Ok(of(&r))
+}
+
+/// Start tracking a registered mapping: DAX_TRACK_MPROTECT's write faults reach
+/// track.rs through the SIGSEGV handler, installed first.
+fn arm(m: &Mapping) -> Result<()> {
+    if m.track == Track::Mprotect {
+        signals::install_segv()?;
+    }
+    track::arm(m)
 }
 
 /// A user of the mapping behind a handle: valid until dropped, whatever other threads
@@ -119,10 +171,7 @@ fn retire(
     what: &'static str,
     before: impl FnOnce(&Mapping, &mut crate::map::SyncScratch) -> Result<()>,
 ) -> Result<()> {
-    let mut g = r
-        .sync_lock
-        .lock()
-        .map_err(|_| crate::sync::reentered(what))?;
+    let mut g = r.sync_lock.lock().map_err(|_| map::reentered(what))?;
     if r.dead.load(SeqCst) {
         return Err(bad(what));
     }
@@ -152,8 +201,8 @@ pub fn unmap(h: *const Handle) -> Result<()> {
 pub fn forget(h: *const Handle) -> Result<()> {
     let r = get(h, "dax_forget")?;
     let res = retire(&r, "dax_forget", |m, _| {
-        crate::track::disarm(m)?;
-        m.owns_memory.store(false, SeqCst);
+        track::disarm(m)?;
+        m.disown_memory();
         Ok(())
     });
     drop(r);
@@ -192,6 +241,80 @@ impl Drop for Copying<'_> {
     }
 }
 
+// Copies and fills into a mapping (dax_memcpy, dax_memset: under a `Copying`), with
+// the SIGBUS handler's watch over the destination (signals::enter).
+impl Mapping {
+    /// Copy into the mapping and mark what needs a write-back: on pmem the streamed
+    /// body needs only the sync's fence, so only the head and tail lines are marked; on
+    /// the page cache everything is marked (one msync covers it).
+    ///
+    /// Fails with EIO when part of the destination lies past the end of the file (shrunk
+    /// under the mapping): that page is lost (signals.rs), the rest is copied.
+    ///
+    /// # Safety
+    /// `[dst, dst+len)` is inside the mapping (checked by the caller) and `src` is
+    /// readable for `len` bytes.
+    pub unsafe fn copy_in(&self, dst: usize, src: *const u8, len: usize) -> Result<()> {
+        self.write_in(
+            dst,
+            len,
+            "dax_memcpy",
+            // SAFETY: per the contract.
+            |c| unsafe { crate::nt::move_(dst as *mut u8, src, len, c) },
+            // SAFETY: per the contract; ptr::copy tolerates overlap.
+            || unsafe { std::ptr::copy(src, dst as *mut u8, len) },
+        )
+    }
+
+    /// Fill part of the mapping and mark it, as `copy_in`.
+    ///
+    /// # Safety
+    /// `[dst, dst+len)` is inside the mapping (checked by the caller).
+    pub unsafe fn fill_in(&self, dst: usize, val: u8, len: usize) -> Result<()> {
+        self.write_in(
+            dst,
+            len,
+            "dax_memset",
+            // SAFETY: per the contract.
+            |c| unsafe { crate::nt::fill(dst as *mut u8, val, len, c) },
+            // SAFETY: per the contract.
+            || unsafe { (dst as *mut u8).write_bytes(val, len) },
+        )
+    }
+
+    /// Write `[dst, dst+len)` with `streamed` on pmem (marking the lines it did not
+    /// stream) or `plain` on the page cache (marking all of it), under the SIGBUS
+    /// handler's watch: EIO if a page was lost meanwhile.
+    #[inline(always)]
+    fn write_in(
+        &self,
+        dst: usize,
+        len: usize,
+        what: &str,
+        streamed: impl FnOnce(&cpu::Config) -> crate::nt::Temporal,
+        plain: impl FnOnce(),
+    ) -> Result<()> {
+        let op = signals::enter(self);
+        if self.pmem {
+            for (a, l) in streamed(cpu::config()).iter() {
+                self.mark(a, l);
+            }
+        } else {
+            plain();
+            self.mark(dst, len);
+        }
+        if op.finish() {
+            return Err(Error::new(
+                libc::EIO,
+                format!(
+                    "{what}: part of the destination lies past the end of the file (it was shrunk under the mapping): what was written there is lost, and every sync of the mapping fails until it is unmapped"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The handle of the live mapping containing `addr`, if any.
 pub fn find(addr: usize) -> Option<*mut Handle> {
     registry::find(addr).map(|r| of(&r))
@@ -219,7 +342,7 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
     let in_copy = COPYING.with(|c| c.get()) != 0;
     let mut hit: Vec<Ref> = vec![];
     registry::scan(&mut |m| {
-        if m.addr < end && addr < m.addr + m.len {
+        if m.addr() < end && addr < m.addr() + m.len() {
             let (i, g) = m.id();
             hit.extend(registry::acquire(i as usize, g));
         }
@@ -229,14 +352,14 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         let r = retire(&m, "dax_unmap_range", |m, scratch| {
             crate::sync::all_to_index(m, scratch, "dax_unmap_range")?;
             let mut pieces = vec![];
-            if m.addr < addr {
-                pieces.push(m.piece(m.addr, addr - m.addr)?);
+            if m.addr() < addr {
+                pieces.push(m.piece(m.addr(), addr - m.addr())?);
             }
-            if end < m.addr + m.len {
-                pieces.push(m.piece(end, m.addr + m.len - end)?);
+            if end < m.addr() + m.len() {
+                pieces.push(m.piece(end, m.addr() + m.len() - end)?);
             }
             // The pieces own their parts now; the old mapping owns nothing.
-            m.owns_memory.store(false, SeqCst);
+            m.disown_memory();
             for p in pieces {
                 new(p)?;
             }

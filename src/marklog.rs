@@ -257,7 +257,7 @@ impl MarkLog {
 impl Drop for MarkLog {
     fn drop(&mut self) {
         // SAFETY: the region was mapped by new() with this length and nothing else uses it.
-        unsafe { libc::munmap(self.slots as *mut libc::c_void, self.region_len) };
+        let _ = unsafe { crate::sys::munmap(self.slots as usize, self.region_len) };
     }
 }
 

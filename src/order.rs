@@ -7,43 +7,8 @@
 //! over the line bits their spread needs; already ascending keys (appends: a log) are
 //! not sorted at all.
 //!
-//! Measured (2-vCPU VM, 2026-11-21): sorting is most of what a sync of random records
-//! costs beyond the write-backs themselves. Cycles a key, fresh random keys, medians:
-//! 100 keys: standard sort 28-31; 10 000 keys: standard sort 32, radix 14-25 (the
-//! machine is noisy). Tried and dropped: a bitonic sort in AVX-512 registers sorts 100
-//! keys in 14 cycles a key in a loop, but in a sync (run now and then) it made the
-//! k = 100 sync slower (3.3 against 2.5 us) and the marks after it too: the core's
-//! switch into and out of 512-bit operation costs more than it saves. Bucketing by the
-//! high bits with an insertion sort per bucket was no faster than the standard sort.
-//! Handing out each sorted chunk's runs before sorting the next, so the write-backs
-//! would complete while the CPU sorts, did not help: the write-back loop stalls at the
-//! CLWB throughput and the sort of the next chunk waits behind it.
-//!
-//! 32-bit relative keys (session 3, same machine, under load; TSC cycles a key, medians
-//! of 301 sorts of 10 000 random keys over 2^24 lines): 64-bit keys with 8-bit digits
-//! 18, 32-bit keys with 8-bit digits 15, with 12-bit digits 13; at 1 000 keys all about
-//! 25, at 100 the standard sort (22-26) beats every radix and counting variant tried
-//! (a counting pass by the top bits then insertion: 32-39). In the sync benchmark the
-//! gain was below the day's noise (k = 10 000: 1.44-1.56x the oracle against 1.54-1.62x,
-//! paired runs in quiet phases).
-//!
-//! Session 4 (same machine, 2026-11-21; `dax_sync` of two builds and the oracle
-//! interleaved in one process, so that the host's phases hit all alike; medians of the
-//! per-round ratio to the oracle, k = 10 000 in a fast phase): the radix passes with the
-//! pass count a constant and unchecked cursors 1.58 -> 1.53; the order, range and
-//! (for >= 2048 keys of a mapping up to 2^24 lines) the radix histogram gathered while
-//! the mark log is drained, one pass over the keys fewer, -> 1.50; the emission inlined
-//! into the write-back loop (`sync::write_runs`) -> see sync.rs. Tried and dropped: an
-//! MSD pass by the top bits with each bucket put in order by a sorting network in
-//! registers and written back at once (so that ordering the next bucket would overlap
-//! the write-backs: no stores, nothing to wait for in the store buffer): 1.50-1.71
-//! against 1.40-1.50; the branch on each bucket's size mispredicts. The same MSD with an
-//! insertion sort per bucket interleaved with the write-backs: the sort's stores wait
-//! behind the CLWBs for room in the store buffer (perf: the samples sit on those
-//! stores), k = 100 went 2.3 -> 2.8x. 12-bit digits from 2048 keys instead of 4096:
-//! k = 2500 1.55-1.60 -> 1.47-1.55, k = 3500 1.37-1.58 -> 1.30-1.54; from 512 they
-//! lose at 1000 (1.71 -> 2.02). The standard sort up to 1024 keys: 2.4x at 500-1000
-//! against 1.7x. Left: 500-1000 keys sit at 1.7-1.8x (three 8-bit passes).
+//! Why this design and what was tried and dropped, with the measurements:
+//! docs/order-measurements.md.
 
 use crate::marklog::{unkey, COUNT_BITS};
 

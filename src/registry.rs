@@ -243,7 +243,7 @@ pub fn reap() {
 /// Register a mapping; returns the slot index and generation, LIVE.
 pub fn insert(m: Arc<Mapping>) -> Result<(u32, u64)> {
     reap();
-    let (start, end) = (m.addr, m.addr + m.len);
+    let (start, end) = (m.addr(), m.addr() + m.len());
     for (i, s) in SLOTS.iter().enumerate() {
         let cur = s.state.load(Acquire);
         if cur & (OCC | BUSY | USERS) != 0 {
@@ -257,7 +257,7 @@ pub fn insert(m: Arc<Mapping>) -> Result<(u32, u64)> {
         }
         s.start.store(start, Relaxed);
         s.end.store(end, Relaxed);
-        m.reg_id.store(crate::rings::id_of(i, gen_of(cur)), Relaxed);
+        m.reg_id.store(id_of(i, gen_of(cur)), Relaxed);
         s.ptr.store(Arc::into_raw(m) as *mut Mapping, Release);
         HIGH.fetch_max(i + 1, AcqRel);
         LIVE_COUNT.fetch_add(1, AcqRel);
@@ -317,6 +317,12 @@ pub fn scan(f: &mut dyn FnMut(&Ref) -> bool) {
     }
 }
 
+/// The id of the mapping in registry slot `idx` with generation `gen` (rings.rs).
+#[inline(always)]
+pub fn id_of(idx: usize, gen: u64) -> u64 {
+    ((idx as u64) << 40) | gen
+}
+
 /// The registered mapping containing `addr`, with a user of its own (released without
 /// freeing: async-signal-safe). Cheap: slots are compared by their bounds first.
 pub fn find(addr: usize) -> Option<Ref> {
@@ -339,7 +345,7 @@ fn find_where(hit: &dyn Fn(usize, usize) -> bool) -> Option<Ref> {
         }
         if let Some(r) = acquire_any(i) {
             // The bounds cannot change while a user is held: check them again.
-            if hit(r.addr, r.addr + r.len) {
+            if hit(r.addr(), r.addr() + r.len()) {
                 return Some(r.no_reap());
             }
         }
@@ -356,7 +362,7 @@ pub fn covered_by(addr: usize, len: usize, pred: &dyn Fn(&Mapping) -> bool) -> b
     let mut cur = addr;
     while cur < end {
         match find(cur) {
-            Some(m) if pred(&m) => cur = m.addr + m.len,
+            Some(m) if pred(&m) => cur = m.addr() + m.len(),
             _ => return false,
         }
     }

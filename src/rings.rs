@@ -118,11 +118,7 @@ fn span(from: u64, to: u64) -> u64 {
     to.wrapping_sub(from) & POS
 }
 
-/// The id of the mapping in registry slot `idx` with generation `gen`.
-#[inline(always)]
-pub fn id_of(idx: usize, gen: u64) -> u64 {
-    ((idx as u64) << 40) | gen
-}
+pub use crate::registry::id_of;
 
 fn enabled() -> bool {
     match ENABLED.load(Relaxed) {

@@ -23,10 +23,9 @@ use crate::{registry, sys};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::SeqCst};
 
-/// si_code of a fault on a page whose protection forbids the access.
+/// si_code of a fault on a page whose protection forbids the access (not in the libc
+/// crate for Linux).
 const SEGV_ACCERR: i32 = 2;
-/// si_code of a SIGBUS for an address no page backs (past the end of a file).
-const BUS_ADRERR: i32 = 2;
 
 /// One signal the library handles: whether its handler is in, and the action the signals
 /// that are not ours go to. Leaked boxes: an old one may still be read by a handler
@@ -167,7 +166,7 @@ extern "C" fn on_bus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut lib
         let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
         // Only "no backing page" (BUS_ADRERR): a memory error (BUS_MCEERR_*) is not a
         // truncation, and is left to the program or the default action.
-        code == BUS_ADRERR && on_lost_page(addr)
+        code == libc::BUS_ADRERR && on_lost_page(addr)
     })
     .unwrap_or(false);
     crate::error::set_errno(saved);
@@ -258,12 +257,6 @@ thread_local! {
     };
 }
 
-/// This thread's identity (lock::self_id: the thread pointer).
-#[inline(always)]
-pub fn thread_id() -> usize {
-    crate::lock::self_id() as usize
-}
-
 /// This thread is inside a copy or fill of `m` while the guard lives (a write-back
 /// marks itself in `Mapping::writer` instead, which costs no call): a
 /// SIGBUS on a page of `m` is then the file shrunk under the mapping, and the handler
@@ -308,7 +301,7 @@ fn on_lost_page(addr: usize) -> bool {
         return false;
     };
     let found: &Mapping = &r;
-    let writing_back = found.writer.load(SeqCst) == thread_id();
+    let writing_back = found.writer.load(SeqCst) == crate::lock::self_id() as usize;
     if !writing_back
         && OP.try_with(|o| o.map.get()).unwrap_or(0) != found as *const Mapping as usize
     {
@@ -318,8 +311,7 @@ fn on_lost_page(addr: usize) -> bool {
     // SAFETY: the page is part of the mapping this thread is operating on (which holds
     // a reference to it); its file page is gone, and a zero page takes its place.
     let r = unsafe {
-        libc::syscall(
-            libc::SYS_mmap,
+        sys::mmap_errno(
             page,
             sys::PAGE,
             libc::PROT_READ | libc::PROT_WRITE,
@@ -328,7 +320,7 @@ fn on_lost_page(addr: usize) -> bool {
             0,
         )
     };
-    if r as usize != page {
+    if r != Ok(page) {
         return false;
     }
     found.note_lost_page();

@@ -127,18 +127,7 @@ pub fn sync_ref(r: crate::registry::Ref, addr: usize, len: usize) -> Result<()> 
     sync_pinned(m, addr, len, &mut scratch)
 }
 
-/// The error of a call that needs a mapping's sync lock while this thread holds it
-/// already: it was made from a signal handler that interrupted a sync (or another call
-/// holding the lock) on the same thread. Waiting would wait forever.
-pub fn reentered(what: &str) -> Error {
-    Error::new(
-        libc::EDEADLK,
-        format!(
-            "{what}: re-entered from a signal handler that interrupted a call holding this \
-             mapping's sync lock on the same thread (not async-signal-safe)"
-        ),
-    )
-}
+pub use crate::map::reentered;
 
 /// Sync `[addr, addr+len)` of `m` (already checked to lie inside it).
 ///
@@ -193,8 +182,9 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     let (Some(&(first, _)), Some(&(lf, lc))) = (runs.first(), runs.last()) else {
         return Ok(());
     };
-    let start = sys::page_down(m.addr + (first << m.line_shift));
-    let end = sys::page_up(m.addr + ((lf + lc) << m.line_shift)).min(sys::page_up(m.addr + m.len));
+    let start = sys::page_down(m.addr() + (first << m.line_shift));
+    let end =
+        sys::page_up(m.addr() + ((lf + lc) << m.line_shift)).min(sys::page_up(m.addr() + m.len()));
     m.counters.msync_calls.fetch_add(1, Relaxed);
     if let Err(e) = msync_hook(start, end - start) {
         restore(m, runs);
@@ -298,8 +288,8 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
     };
     let mut failed = rings.err().map(|_| reentered("dax_sync"));
     if failed.is_none() {
-        let a = m.addr + (lo << m.line_shift);
-        let l = ((hi - lo) << m.line_shift).min(m.addr + m.len - a);
+        let a = m.addr() + (lo << m.line_shift);
+        let l = ((hi - lo) << m.line_shift).min(m.addr() + m.len() - a);
         if let Err(e) = crate::track::take(m, a, l, lo, hi, &mut |f, c| taken.push((f, c))) {
             failed = Some(e);
         }
@@ -383,11 +373,11 @@ fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> R
         return Ok(());
     }
     let SyncScratch { taken, order, .. } = scratch;
-    let at = (m.addr, m.line_shift, m.line);
+    let at = (m.addr(), m.line_shift, m.line);
     // A line past the end of a file shrunk under the mapping: its page is lost, the
     // loop goes on, the loss is recorded in the mapping (signals.rs). A plain store of
     // the thread's identity, no thread-local access (measured: 5 ns at k=1).
-    m.writer.store(crate::signals::thread_id(), Relaxed);
+    m.writer.store(crate::lock::self_id() as usize, Relaxed);
     // The one branch on the instruction, outside the loop, which is inlined per case.
     let n = match c.flush {
         Flush::Clwb => write_runs::<flush::Clwb>(order, taken, at),

@@ -1,17 +1,48 @@
 //! Raw system calls for the memory-management calls the preload library interposes
 //! (mmap, munmap, mremap, msync, mprotect, madvise): the core must reach the kernel,
-//! never its own hook, so it does not go through the libc symbols.
+//! never its own hook, so it does not go through the libc symbols. (Through them, the
+//! preload's hooks would see the core's own mappings: its munmap hook would re-enter
+//! the core (`dax_unmap_range`) from inside the drop of a mapping's index, its mmap hook
+//! would look at every index and reservation.) Every memory-management call of the
+//! core goes through here.
 
 use crate::error::{Error, Result};
 
 /// glibc's syscall(2) returns -1 and sets errno on failure (it does not return -errno).
 fn ret(r: libc::c_long, what: &str) -> Result<usize> {
+    ret_errno(r).map_err(|n| named(n, what))
+}
+
+fn named(n: i32, what: &str) -> Error {
+    Error::new(
+        n,
+        format!("{what}: {}", std::io::Error::from_raw_os_error(n)),
+    )
+}
+
+/// As `ret`, without allocating: Err(errno).
+fn ret_errno(r: libc::c_long) -> std::result::Result<usize, i32> {
     if r == -1 {
-        let e = std::io::Error::last_os_error();
-        let n = e.raw_os_error().unwrap_or(libc::EIO);
-        return Err(Error::new(n, format!("{what}: {e}")));
+        return Err(crate::error::errno());
     }
     Ok(r as usize)
+}
+
+/// mmap(2) without allocating, even on failure (async-signal-safe). Returns the address
+/// or Err(errno).
+///
+/// # Safety
+/// As for mmap: with MAP_FIXED the range must be the caller's to replace.
+pub unsafe fn mmap_errno(
+    addr: usize,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    fd: i32,
+    off: u64,
+) -> std::result::Result<usize, i32> {
+    // SAFETY: forwarded from the caller.
+    ret_errno(unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) })
 }
 
 /// mmap(2). Returns the address.
@@ -27,8 +58,7 @@ pub unsafe fn mmap(
     off: u64,
 ) -> Result<usize> {
     // SAFETY: forwarded from the caller.
-    let r = unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) };
-    ret(r, "mmap")
+    unsafe { mmap_errno(addr, len, prot, flags, fd, off) }.map_err(|n| named(n, "mmap"))
 }
 
 /// munmap(2).
@@ -80,6 +110,14 @@ pub unsafe fn madvise(addr: usize, len: usize, advice: i32) -> Result<()> {
     .map(|_| ())
 }
 
+/// close(2) of a descriptor the caller owns and forgets (negative: nothing).
+pub fn close(fd: i32) {
+    if fd >= 0 {
+        // SAFETY: fd is a descriptor the caller owns; it is forgotten here.
+        unsafe { libc::close(fd) };
+    }
+}
+
 pub(crate) const PAGE: usize = 4096;
 
 /// A private anonymous MAP_NORESERVE region of `len` bytes, zero-filled, backed by the
@@ -87,19 +125,17 @@ pub(crate) const PAGE: usize = 4096;
 pub fn anon_region(len: usize) -> std::io::Result<*mut libc::c_void> {
     // SAFETY: a fresh mapping at a kernel-chosen address; no existing memory is touched.
     let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
+        mmap_errno(
+            0,
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
         )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
     }
-    Ok(p)
+    .map_err(std::io::Error::from_raw_os_error)?;
+    Ok(p as *mut libc::c_void)
 }
 
 pub fn page_down(a: usize) -> usize {

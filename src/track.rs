@@ -100,12 +100,12 @@ fn open_page(m: &Mapping, addr: usize) -> bool {
     let (start, len) = if open < PAGE_RUNS && !m.kind.devdax {
         (sys::page_down(addr), PAGE)
     } else if open < HUGE_RUNS {
-        let s = (addr & !(HUGE - 1)).max(m.addr);
-        (s, (s + HUGE).min(m.addr + m.len) - s)
+        let s = (addr & !(HUGE - 1)).max(m.addr());
+        (s, (s + HUGE).min(m.addr() + m.len()) - s)
     } else {
-        (m.addr, m.len)
+        (m.addr(), m.len())
     };
-    let len = len.min(m.addr + m.len - start);
+    let len = len.min(m.addr() + m.len() - start);
     m.mark_index(start, len);
     // SAFETY: [start, start+len) is part of this tracked mapping; making it writable is
     // what the faulting store needs.
@@ -114,11 +114,12 @@ fn open_page(m: &Mapping, addr: usize) -> bool {
     crate::seam::track(false, start, len);
     if !ok {
         // Out of VMAs (or memory): open the whole mapping, which merges its VMAs.
-        m.mark_index(m.addr, m.len);
+        m.mark_index(m.addr(), m.len());
         // SAFETY: the whole mapping is ours.
-        ok = unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ | libc::PROT_WRITE) }.is_ok();
+        ok =
+            unsafe { sys::mprotect(m.addr(), m.len(), libc::PROT_READ | libc::PROT_WRITE) }.is_ok();
         #[cfg(feature = "seam")]
-        crate::seam::track(false, m.addr, m.len);
+        crate::seam::track(false, m.addr(), m.len());
     }
     m.counters.tracked_faults.fetch_add(1, SeqCst);
     m.fault_lock.unlock();
@@ -128,19 +129,19 @@ fn open_page(m: &Mapping, addr: usize) -> bool {
 // ---------------------------------------------------------------------------------
 // Arming and collecting
 
-/// Start tracking a registered mapping.
+/// Start tracking a registered mapping. DAX_TRACK_MPROTECT: the caller has installed
+/// the SIGSEGV handler (`signals::install_segv`) that brings its write faults here.
 pub fn arm(m: &Mapping) -> Result<()> {
     if m.track == Track::Uffd {
         let _g = m
             .sync_lock
             .lock()
-            .map_err(|_| crate::sync::reentered("DAX_TRACK_UFFD"))?;
+            .map_err(|_| crate::map::reentered("DAX_TRACK_UFFD"))?;
         return crate::uffd::arm(m);
     }
     if m.track == Track::Mprotect {
-        crate::signals::install_segv()?;
         // SAFETY: the whole mapping is ours; reads stay allowed.
-        unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ) }
+        unsafe { sys::mprotect(m.addr(), m.len(), libc::PROT_READ) }
             .map_err(|e| Error::new(e.errno, format!("DAX_TRACK_MPROTECT: {}", e.msg)))?;
     }
     Ok(())
@@ -160,7 +161,7 @@ pub fn disarm(m: &Mapping) -> Result<()> {
         .lock()
         .map_err(|_| Error::new(libc::EDEADLK, "dax_forget: re-entered"))?;
     // SAFETY: the whole mapping is ours until the caller takes it back, writable as made.
-    let r = unsafe { sys::mprotect(m.addr, m.len, libc::PROT_READ | libc::PROT_WRITE) };
+    let r = unsafe { sys::mprotect(m.addr(), m.len(), libc::PROT_READ | libc::PROT_WRITE) };
     m.fault_lock.unlock();
     r.map_err(|e| {
         Error::new(
@@ -193,8 +194,8 @@ pub fn take(
         return Ok(());
     }
     let start = sys::page_down(addr);
-    let end = sys::page_up(addr + len).min(sys::page_up(m.addr + m.len));
-    let whole = start == m.addr && end >= m.addr + m.len;
+    let end = sys::page_up(addr + len).min(sys::page_up(m.addr() + m.len()));
+    let whole = start == m.addr() && end >= m.addr() + m.len();
     // No signal handler may run on this thread while it holds the fault lock (one that
     // stored into the mapping would wait for this thread forever).
     let mask = sys::SignalsBlocked::all();

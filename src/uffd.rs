@@ -38,15 +38,11 @@
 
 use crate::error::{Error, Result};
 use crate::map::Mapping;
-use crate::pagemap::{
-    PageRegion, PmScanArg, PAGEMAP_SCAN, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC,
-    PM_SCAN_WP_MATCHING,
-};
+use crate::pagemap::{self, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING};
 use crate::sys;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, Ordering::SeqCst};
-use std::sync::Arc;
+use std::os::fd::IntoRawFd;
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering::SeqCst};
 
-const SYS_USERFAULTFD: libc::c_long = 323;
 const UFFD_USER_MODE_ONLY: libc::c_int = 1;
 const UFFD_API: u64 = 0xAA;
 pub(crate) const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
@@ -55,7 +51,6 @@ pub(crate) const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
 const FEATURES: u64 =
     UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
-const MADV_NOHUGEPAGE: i32 = 15;
 
 #[repr(C)]
 #[derive(Default)]
@@ -82,119 +77,9 @@ const UFFDIO_API: u64 = iowr(0x3F, std::mem::size_of::<UffdioApi>());
 /// `_IOWR(0xAA, 0x00, struct uffdio_register)`.
 const UFFDIO_REGISTER: u64 = iowr(0x00, std::mem::size_of::<UffdioRegister>());
 
-/// Result vector length of one PAGEMAP_SCAN call (24 bytes each, on the stack).
-const VEC: usize = 512;
-
-/// A mapping's two descriptors: its userfaultfd (the registration lives as long as it
-/// is open) and its /proc/self/pagemap (only valid in the process that opened it).
-/// Shared by the pieces of a split mapping (the memory stays registered with the same
-/// userfaultfd), so a split opens no descriptor; closed with the last piece.
-struct Fds {
-    uffd: i32,
-    pagemap: i32,
-}
-
-impl Drop for Fds {
-    fn drop(&mut self) {
-        close(self.uffd);
-        close(self.pagemap);
-    }
-}
-
-/// The userfaultfd state of one mapping. All fields are atomics: `arm` and `collect`
-/// run under the mapping's sync lock, the fork callback in a single-threaded child.
-pub struct State {
-    /// Our descriptors: an `Arc<Fds>` as a raw pointer (null: none), replaced only under
-    /// the mapping's sync lock (arm, rearm, piece) and released by drop.
-    fds: AtomicPtr<Fds>,
-    /// The process that armed the state.
-    pid: AtomicI32,
-    /// Set once arming was attempted (a piece of a split mapping inherits it).
-    armed: AtomicBool,
-    /// Set in a forked child: the descriptors above belong to the parent.
-    stale: AtomicBool,
-    /// Re-arming failed: every collection marks its whole range.
-    degraded: AtomicBool,
-}
-
-impl Default for State {
-    fn default() -> State {
-        State {
-            fds: AtomicPtr::new(std::ptr::null_mut()),
-            pid: AtomicI32::new(0),
-            armed: AtomicBool::new(false),
-            stale: AtomicBool::new(false),
-            degraded: AtomicBool::new(false),
-        }
-    }
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        self.set_fds(None);
-    }
-}
-
-fn close(fd: i32) {
-    if fd >= 0 {
-        // SAFETY: fd is a descriptor this state owns; it is forgotten here.
-        unsafe { libc::close(fd) };
-    }
-}
-
 fn getpid() -> i32 {
     // SAFETY: getpid has no preconditions (a raw call: never a cached value).
     unsafe { libc::syscall(libc::SYS_getpid) as i32 }
-}
-
-impl State {
-    /// The state of a piece of a split mapping (under the whole's sync lock): the memory
-    /// stays registered with the same userfaultfd, whose descriptors the piece shares
-    /// (no new descriptor: a split cannot fail for want of one), and the written bits
-    /// still in the page tables are collected by the piece.
-    pub fn piece(&self) -> State {
-        let p = self.fds.load(SeqCst);
-        if !p.is_null() {
-            // SAFETY: p is a live Arc<Fds> this state holds; the piece takes a reference.
-            unsafe { Arc::increment_strong_count(p) };
-        }
-        State {
-            fds: AtomicPtr::new(p),
-            pid: AtomicI32::new(self.pid.load(SeqCst)),
-            armed: AtomicBool::new(self.armed.load(SeqCst)),
-            stale: AtomicBool::new(self.stale.load(SeqCst)),
-            degraded: AtomicBool::new(self.degraded.load(SeqCst)),
-        }
-    }
-
-    /// Replace the descriptors (None: drop this state's reference to them).
-    fn set_fds(&self, fds: Option<(i32, i32)>) {
-        let new = fds.map_or(std::ptr::null_mut(), |(uffd, pagemap)| {
-            Arc::into_raw(Arc::new(Fds { uffd, pagemap })) as *mut Fds
-        });
-        let old = self.fds.swap(new, SeqCst);
-        if !old.is_null() {
-            // SAFETY: old was this state's reference (from Arc::into_raw).
-            drop(unsafe { Arc::from_raw(old) });
-        }
-    }
-
-    /// The pagemap descriptor (-1: none).
-    fn pagemap(&self) -> i32 {
-        let p = self.fds.load(SeqCst);
-        if p.is_null() {
-            -1
-        } else {
-            // SAFETY: a non-null p is a live Arc<Fds> this state holds.
-            unsafe { (*p).pagemap }
-        }
-    }
-
-    /// In a forked child (async-signal-safe: one store): the descriptors belong to the
-    /// parent's registration and page tables; the next collection re-arms.
-    pub fn after_fork_child(&self) {
-        self.stale.store(true, SeqCst);
-    }
 }
 
 /// A userfaultfd with the asynchronous write-protect features, registered (WP) over
@@ -203,7 +88,7 @@ fn open_registered(addr: usize, len: usize) -> Result<i32> {
     // SAFETY: userfaultfd(2) takes flags and returns a new descriptor or -1.
     let fd = unsafe {
         libc::syscall(
-            SYS_USERFAULTFD,
+            libc::SYS_userfaultfd,
             libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY,
         )
     };
@@ -221,7 +106,7 @@ fn open_registered(addr: usize, len: usize) -> Result<i32> {
         let e = Error::last_os(
             "UFFDIO_API with UFFD_FEATURE_WP_ASYNC|WP_UNPOPULATED|WP_HUGETLBFS_SHMEM (kernel >= 6.7)",
         );
-        close(fd);
+        sys::close(fd);
         return Err(e);
     }
     let mut reg = UffdioRegister {
@@ -233,24 +118,16 @@ fn open_registered(addr: usize, len: usize) -> Result<i32> {
     // SAFETY: fd is our userfaultfd; reg is a valid in/out struct.
     if unsafe { libc::ioctl(fd, UFFDIO_REGISTER as _, &mut reg) } != 0 {
         let e = Error::last_os("UFFDIO_REGISTER (write-protect)");
-        close(fd);
+        sys::close(fd);
         return Err(e);
     }
     Ok(fd)
 }
 
 fn open_pagemap() -> Result<i32> {
-    // SAFETY: a NUL-terminated path; open returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/pagemap".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(Error::last_os("open /proc/self/pagemap"));
-    }
-    Ok(fd)
+    pagemap::open()
+        .map(IntoRawFd::into_raw_fd)
+        .map_err(|e| Error::from_io("open /proc/self/pagemap", &e))
 }
 
 /// Get-and-clear the written pages of [start, end) (page-aligned) through `pagemap`:
@@ -263,36 +140,15 @@ fn scan_written(
     end: usize,
     f: &mut dyn FnMut(usize, usize),
 ) -> std::result::Result<(), i32> {
-    let mut vec = [PageRegion::default(); VEC];
-    let mut cur = start as u64;
-    while cur < end as u64 {
-        let mut arg = PmScanArg {
-            size: std::mem::size_of::<PmScanArg>() as u64,
-            flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-            start: cur,
-            end: end as u64,
-            vec: vec.as_mut_ptr() as u64,
-            vec_len: VEC as u64,
-            category_mask: PAGE_IS_WRITTEN,
-            return_mask: PAGE_IS_WRITTEN,
-            ..Default::default()
-        };
-        // SAFETY: arg and vec are valid for the ioctl's reads and writes.
-        let n = unsafe { libc::ioctl(pagemap, PAGEMAP_SCAN as _, &mut arg) };
-        if n < 0 {
-            return Err(crate::error::errno());
-        }
-        for r in &vec[..n as usize] {
-            f(r.start as usize, r.end as usize);
-        }
-        // A partial vector means the walk is done (on 6.18 walk_end is not reliable
-        // after a partial vector: restarting from it would report regions twice).
-        if (n as usize) < VEC || arg.walk_end <= cur {
-            break;
-        }
-        cur = arg.walk_end;
-    }
-    Ok(())
+    pagemap::scan(
+        pagemap,
+        start,
+        end,
+        PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        PAGE_IS_WRITTEN,
+        PAGE_IS_WRITTEN,
+        &mut |s, e, _| f(s, e),
+    )
 }
 
 /// Register [addr, addr+len) and write-protect all of it. Returns (uffd, pagemap).
@@ -306,18 +162,18 @@ fn arm_range(
     // Best effort: a PMD-mapped folio would report 512 pages for a 4 KiB write, which
     // over-marks but loses nothing.
     // SAFETY: advice only; the range is the caller's.
-    let _ = unsafe { sys::madvise(addr, end - addr, MADV_NOHUGEPAGE) };
+    let _ = unsafe { sys::madvise(addr, end - addr, libc::MADV_NOHUGEPAGE) };
     let uffd = open_registered(addr, end - addr)?;
     let pagemap = match open_pagemap() {
         Ok(p) => p,
         Err(e) => {
-            close(uffd);
+            sys::close(uffd);
             return Err(e);
         }
     };
     if let Err(errno) = scan_written(pagemap, addr, end, on_written) {
-        close(uffd);
-        close(pagemap);
+        sys::close(uffd);
+        sys::close(pagemap);
         return Err(Error::new(
             errno,
             format!(
@@ -338,7 +194,7 @@ pub fn arm(m: &Mapping) -> Result<()> {
     }
     // Nothing was written through the mapping yet: what the first scan reports is not
     // ours to sync (as for DAX_TRACK_MPROTECT, which starts read-only).
-    let (uffd, pagemap) = arm_range(m.addr, m.len, &mut |_, _| {}).map_err(|e| {
+    let (uffd, pagemap) = arm_range(m.addr(), m.len(), &mut |_, _| {}).map_err(|e| {
         Error::new(
             libc::EOPNOTSUPP,
             format!(
@@ -355,8 +211,8 @@ pub fn arm(m: &Mapping) -> Result<()> {
 
 /// Mark every line of the pages of [start, end) (clipped to the mapping).
 fn mark_pages(m: &Mapping, start: usize, end: usize) {
-    let s = start.max(m.addr);
-    let e = end.min(m.addr + m.len);
+    let s = start.max(m.addr());
+    let e = end.min(m.addr() + m.len());
     if s < e {
         m.mark_index(s, e - s);
     }
@@ -369,7 +225,7 @@ fn rearm(m: &Mapping) {
     st.set_fds(None);
     st.pid.store(getpid(), SeqCst);
     st.stale.store(false, SeqCst);
-    match arm_range(m.addr, m.len, &mut |s, e| mark_pages(m, s, e)) {
+    match arm_range(m.addr(), m.len(), &mut |s, e| mark_pages(m, s, e)) {
         Ok((uffd, pagemap)) => {
             st.set_fds(Some((uffd, pagemap)));
             st.degraded.store(false, SeqCst);
@@ -378,7 +234,7 @@ fn rearm(m: &Mapping) {
     }
     // After the write-protect: a store before it is covered by this mark, a store after
     // it is reported by a later scan.
-    mark_pages(m, m.addr, m.addr + m.len);
+    mark_pages(m, m.addr(), m.addr() + m.len());
 }
 
 /// Collect the written pages of [addr, addr+len) into the index (the caller holds the
@@ -390,7 +246,7 @@ pub fn collect(m: &Mapping, addr: usize, len: usize) {
         rearm(m);
     }
     let start = sys::page_down(addr);
-    let end = sys::page_up(addr + len).min(sys::page_up(m.addr + m.len));
+    let end = sys::page_up(addr + len).min(sys::page_up(m.addr() + m.len()));
     let pagemap = st.pagemap();
     if st.degraded.load(SeqCst) || pagemap < 0 {
         mark_pages(m, start, end);
@@ -469,8 +325,8 @@ fn self_test() -> std::result::Result<(), i32> {
         let first = scan_written(pagemap, a, a + len, &mut |s, e| found.push((s, e)));
         let mut again = vec![];
         let second = scan_written(pagemap, a, a + len, &mut |s, e| again.push((s, e)));
-        close(uffd);
-        close(pagemap);
+        sys::close(uffd);
+        sys::close(pagemap);
         first?;
         second?;
         if found != [(a + 5 * sys::PAGE, a + 6 * sys::PAGE)] || !again.is_empty() {

@@ -126,7 +126,8 @@ fn mapping_in(
     let path = format!("{dir}/daxpmem-seam-{}-{name}", std::process::id());
     let c = std::ffi::CString::new(path.clone()).unwrap();
     let (fd, n) = map::open_path(&c, len, create_flags, 0o600).unwrap();
-    let mut m = map::map_fd(std::os::fd::AsFd::as_fd(&fd), 0, n, map_flags, "test").unwrap();
+    let mut m =
+        daxpmem::handle::map_fd(std::os::fd::AsFd::as_fd(&fd), 0, n, map_flags, "test").unwrap();
     let _ = std::fs::remove_file(&path);
     m.pmem = pmem;
     m
@@ -156,7 +157,7 @@ fn recorded_sync(m: &Mapping, lo: usize, hi: usize) -> Ev {
     let line = m.line;
     seam::start();
     let t0 = seam::tick();
-    daxpmem::sync::sync(m, m.addr + lo * line, (hi - lo) * line).unwrap();
+    daxpmem::sync::sync(m, m.addr() + lo * line, (hi - lo) * line).unwrap();
     let mut log = seam::take();
     let Some(Event::SyncEnd(t1)) = log.pop() else {
         panic!("no SyncEnd")
@@ -165,7 +166,7 @@ fn recorded_sync(m: &Mapping, lo: usize, hi: usize) -> Ev {
     assert_eq!(log.iter().filter(|e| **e == Event::Fence).count(), 1);
     let lines: Vec<usize> = lines_of(&log)
         .into_iter()
-        .map(|a| (a - m.addr) / line)
+        .map(|a| (a - m.addr()) / line)
         .collect();
     assert!(
         lines.windows(2).all(|w| w[0] < w[1]),
@@ -212,8 +213,8 @@ fn trace_every_mark_before_a_sync_is_written_back_by_it_or_an_earlier_one() {
                         let l = rng.below(nlines as u64) as usize;
                         let tb = seam::tick();
                         // SAFETY: inside the mapping.
-                        unsafe { ((m.addr + l * line) as *mut u64).write_volatile(i) };
-                        m.mark(m.addr + l * line, 8);
+                        unsafe { ((m.addr() + l * line) as *mut u64).write_volatile(i) };
+                        m.mark(m.addr() + l * line, 8);
                         let ta = seam::tick();
                         ev.push(Ev::Mark { line: l, tb, ta });
                     }
@@ -237,13 +238,13 @@ fn failed_msync_keeps_the_dirty_lines() {
     let m = shm_mapping("msyncfail", len, false);
     for off in [0usize, 5000, 700_000] {
         // SAFETY: inside the mapping.
-        unsafe { ((m.addr + off) as *mut u8).write(1) };
-        m.mark(m.addr + off, 100);
+        unsafe { ((m.addr() + off) as *mut u8).write(1) };
+        m.mark(m.addr() + off, 100);
     }
     let dirty = daxpmem::sync::dirty_lines(&m);
     assert!(dirty >= 6);
     seam::fail_msync(libc::EIO);
-    let r = daxpmem::sync::sync(&m, m.addr, len);
+    let r = daxpmem::sync::sync(&m, m.addr(), len);
     seam::fail_msync(0);
     assert_eq!(r.unwrap_err().raw_os_error().unwrap(), libc::EIO);
     assert_eq!(m.index.count(0, m.index.len()), dirty, "the bits went back");
@@ -251,7 +252,7 @@ fn failed_msync_keeps_the_dirty_lines() {
     assert_eq!(m.counters.msync_calls.load(SeqCst), 1);
     // The retry msyncs them again, but the failure is sticky (see the next test).
     assert_eq!(
-        daxpmem::sync::sync(&m, m.addr, len)
+        daxpmem::sync::sync(&m, m.addr(), len)
             .unwrap_err()
             .raw_os_error()
             .unwrap(),
@@ -260,7 +261,7 @@ fn failed_msync_keeps_the_dirty_lines() {
     assert_eq!(m.index.count(0, m.index.len()), 0);
     assert_eq!(m.counters.msync_calls.load(SeqCst), 2);
     // Clean: no msync at all.
-    assert!(daxpmem::sync::sync(&m, m.addr, len).is_err());
+    assert!(daxpmem::sync::sync(&m, m.addr(), len).is_err());
     assert_eq!(m.counters.msync_calls.load(SeqCst), 2);
 }
 
@@ -274,11 +275,11 @@ fn a_failed_msync_is_sticky_until_unmap() {
     let other = shm_mapping("msyncsticky-other", len, false);
     for mm in [&m, &other] {
         // SAFETY: inside the mapping.
-        unsafe { (mm.addr as *mut u8).write(1) };
-        mm.mark(mm.addr, 1);
+        unsafe { (mm.addr() as *mut u8).write(1) };
+        mm.mark(mm.addr(), 1);
     }
     seam::fail_msync(libc::ENOSPC);
-    let e = daxpmem::sync::sync(&m, m.addr, len).unwrap_err();
+    let e = daxpmem::sync::sync(&m, m.addr(), len).unwrap_err();
     seam::fail_msync(0);
     assert_eq!(
         e.raw_os_error().unwrap(),
@@ -288,28 +289,28 @@ fn a_failed_msync_is_sticky_until_unmap() {
     for round in 0..3 {
         if round == 1 {
             // SAFETY: inside the mapping.
-            unsafe { ((m.addr + 8192) as *mut u8).write(2) };
-            m.mark(m.addr + 8192, 1);
+            unsafe { ((m.addr() + 8192) as *mut u8).write(2) };
+            m.mark(m.addr() + 8192, 1);
         }
-        let e = daxpmem::sync::sync(&m, m.addr, len).unwrap_err();
+        let e = daxpmem::sync::sync(&m, m.addr(), len).unwrap_err();
         assert_eq!(e.raw_os_error().unwrap(), libc::EIO, "round {round}: {}", e);
         assert!(e.to_string().contains("failed before"), "{}", e);
         // A part of the mapping too.
-        let e = daxpmem::sync::sync(&m, m.addr + 4096, 4096).unwrap_err();
+        let e = daxpmem::sync::sync(&m, m.addr() + 4096, 4096).unwrap_err();
         assert_eq!(e.raw_os_error().unwrap(), libc::EIO);
     }
     // Another mapping is not affected.
-    daxpmem::sync::sync(&other, other.addr, len).unwrap();
+    daxpmem::sync::sync(&other, other.addr(), len).unwrap();
     // Pmem: a failure the library detects (the page-cache msync of DAX_TRACK_KERNEL).
     let k = mapping_in("/dev/shm", "msyncsticky-k", len, 1, 0x300, true);
     // SAFETY: inside the mapping.
-    unsafe { (k.addr as *mut u8).write(1) };
-    k.mark(k.addr, 1);
+    unsafe { (k.addr() as *mut u8).write(1) };
+    k.mark(k.addr(), 1);
     seam::fail_msync(libc::EIO);
-    assert!(daxpmem::sync::sync(&k, k.addr, len).is_err());
+    assert!(daxpmem::sync::sync(&k, k.addr(), len).is_err());
     seam::fail_msync(0);
     assert_eq!(
-        daxpmem::sync::sync(&k, k.addr, len)
+        daxpmem::sync::sync(&k, k.addr(), len)
             .unwrap_err()
             .raw_os_error()
             .unwrap(),
@@ -330,7 +331,7 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     let path = format!("/dev/shm/daxpmem-seam-{}-truncated", std::process::id());
     let c = std::ffi::CString::new(path.clone()).unwrap();
     let (own, n) = map::open_path(&c, len, 1, 0o600).unwrap();
-    let mut m = map::map_fd(std::os::fd::AsFd::as_fd(&own), 0, n, 0, "test").unwrap();
+    let mut m = daxpmem::handle::map_fd(std::os::fd::AsFd::as_fd(&own), 0, n, 0, "test").unwrap();
     let _ = std::fs::remove_file(&path);
     m.pmem = true;
     let fd = own.as_raw_fd();
@@ -342,9 +343,9 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     let mut want = Vec::new();
     for off in (0..len).step_by(4096) {
         // SAFETY: inside the mapping, still backed by the file.
-        unsafe { ((m.addr + off) as *mut u8).write(7) };
-        m.mark(m.addr + off, 1);
-        want.push(m.addr + off);
+        unsafe { ((m.addr() + off) as *mut u8).write(7) };
+        m.mark(m.addr() + off, 1);
+        want.push(m.addr() + off);
     }
     // SAFETY: fd is the mapping's own descriptor.
     assert_eq!(unsafe { libc::ftruncate(fd, keep as libc::off_t) }, 0);
@@ -352,18 +353,18 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     let src = [1u8; 1000];
     for (off, n) in [(keep + 100, 1000usize), (len - 4096 * 3 + 10, 300)] {
         // SAFETY: inside the mapping; src readable.
-        let e = unsafe { m.copy_in(m.addr + off, src.as_ptr(), n) }.unwrap_err();
+        let e = unsafe { m.copy_in(m.addr() + off, src.as_ptr(), n) }.unwrap_err();
         assert_eq!(e.raw_os_error().unwrap(), libc::EIO);
         assert!(e.to_string().contains("past the end"), "{}", e);
     }
     // SAFETY: inside the mapping.
-    let e = unsafe { m.fill_in(m.addr + len - 4096 * 7, 3, 5000) }.unwrap_err();
+    let e = unsafe { m.fill_in(m.addr() + len - 4096 * 7, 3, 5000) }.unwrap_err();
     assert_eq!(e.raw_os_error().unwrap(), libc::EIO);
     // Inside the file: fine.
     // SAFETY: inside the mapping and the file.
-    unsafe { m.copy_in(m.addr + 64, src.as_ptr(), 1000) }.unwrap();
+    unsafe { m.copy_in(m.addr() + 64, src.as_ptr(), 1000) }.unwrap();
     seam::start();
-    let e = daxpmem::sync::sync(m, m.addr, len).unwrap_err();
+    let e = daxpmem::sync::sync(m, m.addr(), len).unwrap_err();
     let got = lines_of(&seam::take());
     assert_eq!(e.raw_os_error().unwrap(), libc::EIO, "{}", e);
     assert!(e.to_string().contains("past the end"), "{}", e);
@@ -376,8 +377,8 @@ fn a_file_truncated_under_a_pmem_mapping_fails_the_sync_not_the_process() {
     assert_eq!(uniq.len(), got.len(), "a line written back twice");
     assert!(got
         .iter()
-        .all(|&a| a % line == 0 && a >= m.addr && a < m.addr + len));
-    let e = daxpmem::sync::sync(m, m.addr, 4096).unwrap_err();
+        .all(|&a| a % line == 0 && a >= m.addr() && a < m.addr() + len));
+    let e = daxpmem::sync::sync(m, m.addr(), 4096).unwrap_err();
     assert_eq!(e.raw_os_error().unwrap(), libc::EIO, "sticky");
     drop(r);
     daxpmem::handle::unmap(h).unwrap();
@@ -390,22 +391,22 @@ fn pmem_sync_writes_back_exactly_the_marked_lines_never_the_whole_entry() {
     let line = m.line;
     // A one-byte write costs one line, not a 2 MiB entry; overlapping marks one write-back.
     // SAFETY: inside the mapping.
-    unsafe { ((m.addr + (2 << 20) + 3) as *mut u8).write(9) };
-    m.mark(m.addr + (2 << 20) + 3, 1);
-    m.mark(m.addr + (2 << 20), 64);
-    m.mark(m.addr + (2 << 20), 4096);
+    unsafe { ((m.addr() + (2 << 20) + 3) as *mut u8).write(9) };
+    m.mark(m.addr() + (2 << 20) + 3, 1);
+    m.mark(m.addr() + (2 << 20), 64);
+    m.mark(m.addr() + (2 << 20), 4096);
     seam::start();
-    daxpmem::sync::sync(&m, m.addr, len).unwrap();
+    daxpmem::sync::sync(&m, m.addr(), len).unwrap();
     let ev = seam::take();
     assert_eq!(lines_of(&ev).len(), 4096 / line);
     assert!(matches!(
         ev[ev.len() - 2..],
         [Event::Fence, Event::SyncEnd(_)]
     ));
-    m.mark(m.addr + 77, 1);
+    m.mark(m.addr() + 77, 1);
     seam::start();
-    daxpmem::sync::sync(&m, m.addr, len).unwrap();
-    assert_eq!(lines_of(&seam::take()), vec![m.addr + 77 / line * line]);
+    daxpmem::sync::sync(&m, m.addr(), len).unwrap();
+    assert_eq!(lines_of(&seam::take()), vec![m.addr() + 77 / line * line]);
 }
 
 // ---------------------------------------------------------------------------------
@@ -440,7 +441,7 @@ fn shadow_run(mode_flag: u32, explicit_marks: bool) {
     let nlines = len / line;
     let pages = len / 4096;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let addr = m.addr;
+    let addr = m.addr();
     let writers: Vec<_> = (0..2u64)
         .map(|t| {
             let stop = stop.clone();
@@ -706,7 +707,7 @@ fn uffd_sparse_shadow() {
     let h = handle::new(m).unwrap();
     // A user held for the rest of the test (leaked: the mapping outlives the unmap).
     let m: &'static Mapping = Box::leak(Box::new(handle::get(h, "shadow").unwrap()));
-    let (addr, line) = (m.addr, m.line);
+    let (addr, line) = (m.addr(), m.line);
     let (nlines, pages) = (len / line, len / 4096);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..2u64)
@@ -773,7 +774,7 @@ fn ranged_syncs_keep_the_rest_for_later_and_count_it() {
         while want.len() < n {
             let l = rng.below(nlines as u64) as usize;
             if want.insert(l) {
-                m.mark(m.addr + l * line, 1);
+                m.mark(m.addr() + l * line, 1);
             }
         }
         assert_eq!(daxpmem::sync::dirty_lines(&m), n as u64);
@@ -840,8 +841,8 @@ fn trace_ring_marks_of_two_mappings_are_never_lost() {
                         let l = rng.below(nlines as u64) as usize;
                         let tb = seam::tick();
                         // SAFETY: inside the mapping.
-                        unsafe { ((m.addr + l * line) as *mut u64).write_volatile(i) };
-                        daxpmem::handle::mark(hs[w] as *const _, m.addr + l * line, 8).unwrap();
+                        unsafe { ((m.addr() + l * line) as *mut u64).write_volatile(i) };
+                        daxpmem::handle::mark(hs[w] as *const _, m.addr() + l * line, 8).unwrap();
                         let ta = seam::tick();
                         ev[w].push(Ev::Mark { line: l, tb, ta });
                     }
@@ -880,20 +881,20 @@ fn dirty_lines_counts_ring_marks() {
         .map(|&h| daxpmem::handle::get(h, "test").unwrap())
         .collect();
     for i in 0..10 {
-        daxpmem::handle::mark(h[0], m[0].addr + i * 4096, 100).unwrap();
+        daxpmem::handle::mark(h[0], m[0].addr() + i * 4096, 100).unwrap();
     }
     assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 20);
     assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 0);
     for i in 0..5 {
-        daxpmem::handle::mark(h[1], m[1].addr + i * 4096, 1).unwrap();
-        daxpmem::handle::mark(h[0], m[0].addr + 102_400 + i * 64, 64).unwrap();
+        daxpmem::handle::mark(h[1], m[1].addr() + i * 4096, 1).unwrap();
+        daxpmem::handle::mark(h[0], m[0].addr() + 102_400 + i * 64, 64).unwrap();
     }
     assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 25);
     assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 5);
-    daxpmem::sync::sync(&m[0], m[0].addr, len).unwrap();
+    daxpmem::sync::sync(&m[0], m[0].addr(), len).unwrap();
     assert_eq!(daxpmem::sync::dirty_lines(&m[0]), 0);
     // m[1]'s marks were forwarded to its own log by that sync: still counted.
     assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 5);
-    daxpmem::sync::sync(&m[1], m[1].addr, len).unwrap();
+    daxpmem::sync::sync(&m[1], m[1].addr(), len).unwrap();
     assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 0);
 }
