@@ -76,6 +76,13 @@ pub struct Config {
     /// says: the width of the temporal copy and fill loops (`nt.rs`; AVX-512 or AVX2,
     /// otherwise the C library's), and of non-temporal stores asked for by a flag.
     pub vec: Nt,
+    /// Ordinary-store copies and fills of 64 B to 32 KiB go through the vector loops of
+    /// `nt.rs` (width `vec`, AVX-512 or AVX2 only): set only in `Decided::noflush`.
+    /// Where the lines are written back right after, the C library's stores are kept:
+    /// measured (compat_bench, 2026-12-03), 4 KiB `pmem_memmove`/`pmem_memset` with
+    /// `PMEM_F_MEM_TEMPORAL`/`_WB` went from 0.93-0.97 to 0.86-0.94 of libpmem with the
+    /// AVX-512 loops (the copy is ~2 % of such a call; the write-back after it slowed).
+    pub mov: bool,
     /// Write-back stride in bytes (CPUID leaf 1 EBX[15:8] * 8), a power of two.
     pub line: usize,
     /// Copies and fills of at least this many bytes use non-temporal stores.
@@ -110,8 +117,10 @@ pub(crate) const DEFAULT_MOVNT_THRESHOLD: usize = 256;
 pub struct Decided {
     /// The configuration in force.
     pub base: Config,
-    /// `PMEM_F_MEM_TEMPORAL`, `_WB`, `_NOFLUSH`: ordinary stores only.
+    /// `PMEM_F_MEM_TEMPORAL`, `_WB`: ordinary stores only.
     pub temporal: Config,
+    /// `PMEM_F_MEM_NOFLUSH`: ordinary stores only, through the vector loops (`mov`).
+    pub noflush: Config,
     /// `PMEM_F_MEM_NONTEMPORAL`, `_WC`: streaming stores from the first whole block, also
     /// under `DAXPMEM_NO_MOVNT=1` (asked for explicitly: the widest `vec` there is).
     pub nontemporal: Config,
@@ -123,6 +132,11 @@ impl Decided {
             base,
             temporal: Config {
                 nt: Nt::None,
+                ..base
+            },
+            noflush: Config {
+                nt: Nt::None,
+                mov: matches!(base.vec, Nt::Avx512 | Nt::Avx2),
                 ..base
             },
             nontemporal: Config {
@@ -263,6 +277,7 @@ pub fn detect(get: &dyn Fn(&str) -> Option<String>, f: &Features, eadr: bool) ->
         flush,
         nt,
         vec,
+        mov: false,
         line,
         movnt_threshold,
         force_pmem: fp.as_deref() == Some("1"),
@@ -453,6 +468,10 @@ mod tests {
         assert_eq!(nm.nontemporal.movnt_threshold, 0);
         let dd = Decided::of(d(&[]));
         assert_eq!((dd.temporal.nt, dd.nontemporal.nt), (Nt::None, Nt::Avx512));
+        assert_eq!((dd.noflush.nt, dd.noflush.mov), (Nt::None, true));
+        assert!(!dd.base.mov && !dd.temporal.mov && !dd.nontemporal.mov);
+        let sse = Decided::of(d(&[("DAXPMEM_NO_AVX", "1")]));
+        assert!(!sse.noflush.mov, "no vector loops below AVX2");
         assert_eq!(dd.temporal.movnt_threshold, DEFAULT_MOVNT_THRESHOLD);
         assert_eq!(d(&[]).movnt_threshold, DEFAULT_MOVNT_THRESHOLD);
         assert_eq!(

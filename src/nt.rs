@@ -2,9 +2,9 @@
 //! stores (AVX-512, AVX2 or SSE2, as configured) that need only a fence to be ordered;
 //! the unaligned head and tail are written with ordinary stores and reported back to the
 //! caller, which writes them back (or marks them dirty). Below the threshold, or with
-//! `DAXPMEM_NO_MOVNT=1`, everything is written with ordinary stores and reported: from
-//! one block to `MOV_MAX` bytes by the AVX-512 or AVX2 loops here (`Config::vec`), as
-//! PMDK does, otherwise by the C library's memcpy/memmove/memset.
+//! `DAXPMEM_NO_MOVNT=1`, everything is written with ordinary stores and reported: by
+//! the C library's memcpy/memmove/memset, or, with `PMEM_F_MEM_NOFLUSH` (`Config::mov`),
+//! from one block to `MOV_MAX` bytes by the AVX-512 or AVX2 loops here, as PMDK does.
 
 use crate::cpu::{Config, Nt};
 use core::arch::x86_64::*;
@@ -42,15 +42,15 @@ fn uses_nt(c: &Config, len: usize) -> bool {
 }
 
 /// Ordinary-store copies and fills from one block up to this many bytes use the vector
-/// loops below (AVX-512 or AVX2, as `Config::vec` allows); shorter and longer ones the C
-/// library's. Measured (2-vCPU Xeon VM, glibc 2.36, 2026-12-03): glibc copies and fills
+/// loops below when `Config::mov` says so (AVX-512 or AVX2, as `Config::vec`);
+/// shorter and longer ones, and the others, the C library's. Measured (2-vCPU Xeon VM, glibc 2.36, 2026-12-03): glibc copies and fills
 /// 4 KiB with `rep movsb`/`rep stosb`, ~1.4x the time of PMDK's vector loops.
 const MOV_MAX: usize = 32 << 10;
 
 /// Whether `len` bytes of ordinary stores go through the vector loops.
 #[inline(always)]
 fn uses_mov(c: &Config, len: usize) -> bool {
-    matches!(c.vec, Nt::Avx512 | Nt::Avx2) && (BLOCK..=MOV_MAX).contains(&len)
+    c.mov && (BLOCK..=MOV_MAX).contains(&len)
 }
 
 /// Fill with ordinary stores.
@@ -549,12 +549,15 @@ mod tests {
                         if (vec == Nt::Avx512 && !f.avx512f) || (vec == Nt::Avx2 && !f.avx2) {
                             continue;
                         }
-                        v.push(Config {
-                            nt,
-                            vec,
-                            movnt_threshold: thr,
-                            ..base
-                        });
+                        for mov in [false, vec != Nt::Sse2] {
+                            v.push(Config {
+                                nt,
+                                vec,
+                                mov,
+                                movnt_threshold: thr,
+                                ..base
+                            });
+                        }
                     }
                 }
             }

@@ -140,7 +140,9 @@ fn flags_error(what: &'static str, _flags: u32) -> Error {
 fn mem_config(d: &cpu::Decided, flags: u32) -> &cpu::Config {
     if flags & MEM_HOW == 0 {
         &d.base
-    } else if flags & (MEM_TEMPORAL | MEM_WB | MEM_NOFLUSH) != 0 {
+    } else if flags & MEM_NOFLUSH != 0 {
+        &d.noflush
+    } else if flags & (MEM_TEMPORAL | MEM_WB) != 0 {
         &d.temporal
     } else if flags & (MEM_NONTEMPORAL | MEM_WC) != 0 {
         &d.nontemporal
