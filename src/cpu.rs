@@ -71,6 +71,18 @@ impl Nt {
 pub struct Config {
     pub flush: Flush,
     pub nt: Nt,
+    /// The widest vector stores the CPU and the environment allow (`DAXPMEM_NO_AVX512F`,
+    /// `PMEM_AVX512F=0`, `DAXPMEM_NO_AVX`, `PMEM_AVX=0`), whatever `DAXPMEM_NO_MOVNT`
+    /// says: the width of the temporal copy and fill loops (`nt.rs`; AVX-512 or AVX2,
+    /// otherwise the C library's), and of non-temporal stores asked for by a flag.
+    pub vec: Nt,
+    /// Ordinary-store copies and fills of 64 B to 32 KiB go through the vector loops of
+    /// `nt.rs` (width `vec`, AVX-512 or AVX2 only): set only in `Decided::noflush`.
+    /// Where the lines are written back right after, the C library's stores are kept:
+    /// measured (compat_bench, 2026-12-03), 4 KiB `pmem_memmove`/`pmem_memset` with
+    /// `PMEM_F_MEM_TEMPORAL`/`_WB` went from 0.93-0.97 to 0.86-0.94 of libpmem with the
+    /// AVX-512 loops (the copy is ~2 % of such a call; the write-back after it slowed).
+    pub mov: bool,
     /// Write-back stride in bytes (CPUID leaf 1 EBX[15:8] * 8), a power of two.
     pub line: usize,
     /// Copies and fills of at least this many bytes use non-temporal stores.
@@ -99,29 +111,80 @@ impl Config {
 /// The default non-temporal threshold, as in PMDK (`MOVNT_THRESHOLD`).
 pub(crate) const DEFAULT_MOVNT_THRESHOLD: usize = 256;
 
+/// The configuration and its variants for libpmem's `PMEM_F_MEM_*` flags, decided
+/// together (libpmem2-style: each flag's way of copying is chosen once, not per call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decided {
+    /// The configuration in force.
+    pub base: Config,
+    /// `PMEM_F_MEM_TEMPORAL`, `_WB`: ordinary stores only.
+    pub temporal: Config,
+    /// `PMEM_F_MEM_NOFLUSH`: ordinary stores only, through the vector loops (`mov`).
+    pub noflush: Config,
+    /// `PMEM_F_MEM_NONTEMPORAL`, `_WC`: streaming stores from the first whole block, also
+    /// under `DAXPMEM_NO_MOVNT=1` (asked for explicitly: the widest `vec` there is).
+    pub nontemporal: Config,
+}
+
+impl Decided {
+    pub fn of(base: Config) -> Decided {
+        Decided {
+            base,
+            temporal: Config {
+                nt: Nt::None,
+                ..base
+            },
+            noflush: Config {
+                nt: Nt::None,
+                mov: matches!(base.vec, Nt::Avx512 | Nt::Avx2),
+                ..base
+            },
+            nontemporal: Config {
+                nt: if base.nt == Nt::None {
+                    base.vec
+                } else {
+                    base.nt
+                },
+                movnt_threshold: 0,
+                ..base
+            },
+        }
+    }
+}
+
 /// The configuration in force: published once built, never freed (a reader may hold
 /// an old one after a re-read), so every read is one load and a plain borrow, with no
 /// unpacking on the hot paths.
-static CURRENT: AtomicPtr<Config> = AtomicPtr::new(std::ptr::null_mut());
+static CURRENT: AtomicPtr<Decided> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The configuration, decided on first use.
 #[inline]
 pub fn config() -> &'static Config {
+    &decided().base
+}
+
+/// The configuration and its flag variants, decided on first use.
+#[inline]
+pub fn decided() -> &'static Decided {
     let p = CURRENT.load(Ordering::Acquire);
     if !p.is_null() {
-        // SAFETY: p was published by `init` after the Config was written, and is never
+        // SAFETY: p was published by `init` after the Decided was written, and is never
         // freed.
         return unsafe { &*p };
     }
-    init()
+    decide()
 }
 
 /// Decide (or re-read) the configuration. Idempotent; called by the constructor.
+pub fn init() -> &'static Config {
+    &decide().base
+}
+
 #[cold]
 #[inline(never)]
-pub fn init() -> &'static Config {
+fn decide() -> &'static Decided {
     let c = detect(&|k| env(k), &Features::probe(), eadr_from_sysfs());
-    let p = Box::leak(Box::new(c));
+    let p = Box::leak(Box::new(Decided::of(c)));
     CURRENT.store(p, Ordering::Release);
     p
 }
@@ -184,9 +247,7 @@ pub fn detect(get: &dyn Fn(&str) -> Option<String>, f: &Features, eadr: bool) ->
     let no_avx512 =
         flag(get, &["DAXPMEM_NO_AVX512F"]) || get("PMEM_AVX512F").as_deref() == Some("0");
     let no_avx = flag(get, &["DAXPMEM_NO_AVX"]) || get("PMEM_AVX").as_deref() == Some("0");
-    let nt = if no_movnt {
-        Nt::None
-    } else if f.avx512f && !no_avx512 && !no_avx {
+    let vec = if f.avx512f && !no_avx512 && !no_avx {
         Nt::Avx512
     } else if f.avx2 && !no_avx {
         Nt::Avx2
@@ -195,6 +256,7 @@ pub fn detect(get: &dyn Fn(&str) -> Option<String>, f: &Features, eadr: bool) ->
     } else {
         Nt::None
     };
+    let nt = if no_movnt { Nt::None } else { vec };
     let movnt_threshold = ["DAXPMEM_MOVNT_THRESHOLD", "PMEM_MOVNT_THRESHOLD"]
         .iter()
         .find_map(|k| get(k).and_then(|v| v.trim().parse::<usize>().ok()))
@@ -214,6 +276,8 @@ pub fn detect(get: &dyn Fn(&str) -> Option<String>, f: &Features, eadr: bool) ->
     Config {
         flush,
         nt,
+        vec,
+        mov: false,
         line,
         movnt_threshold,
         force_pmem: fp.as_deref() == Some("1"),
@@ -388,6 +452,27 @@ mod tests {
         assert_eq!(d(&[("PMEM_AVX512F", "0")]).nt, Nt::Avx2);
         assert_eq!(d(&[("DAXPMEM_NO_AVX", "1")]).nt, Nt::Sse2);
         assert_eq!(d(&[("PMEM_NO_MOVNT", "1")]).nt, Nt::None);
+        // The vector width stays for the temporal loops and explicit streaming stores.
+        assert_eq!(d(&[("PMEM_NO_MOVNT", "1")]).vec, Nt::Avx512);
+        assert_eq!(
+            d(&[("PMEM_NO_MOVNT", "1"), ("PMEM_AVX512F", "0")]).vec,
+            Nt::Avx2
+        );
+        assert_eq!(d(&[("DAXPMEM_NO_AVX512F", "1")]).vec, Nt::Avx2);
+        assert_eq!(d(&[("DAXPMEM_NO_AVX", "1")]).vec, Nt::Sse2);
+        let nm = Decided::of(d(&[("DAXPMEM_NO_MOVNT", "1"), ("DAXPMEM_NO_AVX512F", "1")]));
+        assert_eq!(
+            (nm.base.nt, nm.temporal.nt, nm.nontemporal.nt),
+            (Nt::None, Nt::None, Nt::Avx2)
+        );
+        assert_eq!(nm.nontemporal.movnt_threshold, 0);
+        let dd = Decided::of(d(&[]));
+        assert_eq!((dd.temporal.nt, dd.nontemporal.nt), (Nt::None, Nt::Avx512));
+        assert_eq!((dd.noflush.nt, dd.noflush.mov), (Nt::None, true));
+        assert!(!dd.base.mov && !dd.temporal.mov && !dd.nontemporal.mov);
+        let sse = Decided::of(d(&[("DAXPMEM_NO_AVX", "1")]));
+        assert!(!sse.noflush.mov, "no vector loops below AVX2");
+        assert_eq!(dd.temporal.movnt_threshold, DEFAULT_MOVNT_THRESHOLD);
         assert_eq!(d(&[]).movnt_threshold, DEFAULT_MOVNT_THRESHOLD);
         assert_eq!(
             d(&[("DAXPMEM_MOVNT_THRESHOLD", "4096")]).movnt_threshold,

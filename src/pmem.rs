@@ -134,20 +134,21 @@ fn flags_error(what: &'static str, _flags: u32) -> Error {
     Error::at(libc::EINVAL, what, "unknown flags")
 }
 
-/// The configuration a copy or fill with `MEM_HOW` flags uses.
-#[cold]
-fn mem_config(flags: u32) -> cpu::Config {
-    let mut c = *cpu::config();
-    if flags & (MEM_TEMPORAL | MEM_WB | MEM_NOFLUSH) != 0 {
-        c.nt = cpu::Nt::None;
+/// The configuration a copy or fill with `flags` uses: one of the three decided at
+/// load (`cpu::Decided`), no copy.
+#[inline(always)]
+fn mem_config(d: &cpu::Decided, flags: u32) -> &cpu::Config {
+    if flags & MEM_HOW == 0 {
+        &d.base
+    } else if flags & MEM_NOFLUSH != 0 {
+        &d.noflush
+    } else if flags & (MEM_TEMPORAL | MEM_WB) != 0 {
+        &d.temporal
     } else if flags & (MEM_NONTEMPORAL | MEM_WC) != 0 {
-        c.movnt_threshold = 0;
-        if c.nt == cpu::Nt::None {
-            // Non-temporal stores were asked for explicitly: use the best the CPU has.
-            c.nt = cpu::detect(&|_| None, &cpu::Features::probe(), c.eadr).nt;
-        }
+        &d.nontemporal
+    } else {
+        &d.base
     }
-    c
 }
 
 /// Finish a copy or fill: write back what ordinary stores wrote (unless NOFLUSH, or
@@ -183,15 +184,11 @@ pub unsafe fn memmove_flags(dst: *mut u8, src: *const u8, len: usize, flags: u32
     {
         return Ok(());
     }
-    let c = cpu::config();
+    let d = cpu::decided();
     // SAFETY: checked; per the caller.
     unsafe {
-        let t = if flags & MEM_HOW == 0 {
-            nt::move_(dst, src, len, c)
-        } else {
-            nt::move_(dst, src, len, &mem_config(flags))
-        };
-        finish(&t, flags, c);
+        let t = nt::move_(dst, src, len, mem_config(d, flags));
+        finish(&t, flags, &d.base);
     }
     Ok(())
 }
@@ -206,15 +203,11 @@ pub unsafe fn memset_flags(dst: *mut u8, val: u8, len: usize, flags: u32) -> Res
     if !check_range("daxpmem_memset", dst as usize, len)? {
         return Ok(());
     }
-    let c = cpu::config();
+    let d = cpu::decided();
     // SAFETY: checked; per the caller.
     unsafe {
-        let t = if flags & MEM_HOW == 0 {
-            nt::fill(dst, val, len, c)
-        } else {
-            nt::fill(dst, val, len, &mem_config(flags))
-        };
-        finish(&t, flags, c);
+        let t = nt::fill(dst, val, len, mem_config(d, flags));
+        finish(&t, flags, &d.base);
     }
     Ok(())
 }

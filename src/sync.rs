@@ -356,9 +356,9 @@ fn restore(m: &Mapping, runs: &[(usize, usize)]) {
     }
 }
 
-/// Pmem: take every dirty line of [lo, hi) first, then put them in address order, each
-/// once (order.rs), writing each run back as it comes out, then one fence, then count
-/// them. Taking comes first because CLWB and CLFLUSHOPT are ordered against locked
+/// Pmem: take every dirty line of [lo, hi) first, then hand them out each once (order.rs:
+/// in address order, or in mark order for up to 512 marked lines), writing each run
+/// back as it comes out, then one fence, then count them. Taking comes first because CLWB and CLFLUSHOPT are ordered against locked
 /// read-modify-write instructions: interleaving them with the index's atomic swaps
 /// would wait for each write-back in turn (measured: 150 ns more per random line). For
 /// the same reason no locked instruction follows the write-backs: it would wait for all
@@ -390,8 +390,9 @@ fn write_back(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> R
     Ok(())
 }
 
-/// Hand the runs of `order` and `taken` to instruction `I` as the sort produces them,
-/// the write-back loop inlined into the sort's output. `at`: the mapping's address,
+/// Hand the runs of `order` and `taken` to instruction `I` as the sort (or, for few
+/// marks, the hash set: `for_each_line_unordered`) produces them, the write-back loop
+/// inlined into its output. `at`: the mapping's address,
 /// line shift and line size. Returns the lines written back.
 #[inline(always)]
 fn write_runs<I: flush::Insn>(
@@ -399,7 +400,7 @@ fn write_runs<I: flush::Insn>(
     taken: &[(usize, usize)],
     (base, shift, line): (usize, u32, usize),
 ) -> u64 {
-    crate::order::for_each_run(order, taken, |f, n| {
+    crate::order::for_each_line_unordered(order, taken, |f, n| {
         // SAFETY: the lines lie inside the mapping, which stays mapped while the caller
         // holds a reference to it.
         unsafe { I::lines(base + (f << shift), n, line) }
