@@ -20,12 +20,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Inside, bottom up: `cpu` decides the instruction and copy path once; `flush` holds
-//! one write-back loop per instruction; `nt` the non-temporal copy and fill; `pmem` the
-//! checked primitives; `map` opens and maps files; `dirty` is the index; `sync` writes
-//! back what the index holds; `registry` finds a mapping by address; `handle` turns a
-//! registry slot into a handle; `api` is the Rust API; `ffi` is the C boundary and
-//! nothing else (it calls only `api`).
+//! Inside, in layers (docs/architecture.md; tests/layers.rs fails if a module uses one
+//! above it): primitives (`cpu`, `flush`, `nt`, `pmem`, `sys`, `lock`, `pagemap`) → the
+//! index (`dirty`, `marklog`, `order`) → the mapping as data (`map`) → `registry` and
+//! the per-thread mark rings (`rings`) → tracking (`track`, `uffd`) → `sync` → handles,
+//! signals and fork (`handle`, `signals`, `fork`) → the Rust API (`api`) → the C ABI
+//! (`ffi`, which calls only `api`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
