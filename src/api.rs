@@ -293,7 +293,7 @@ impl MapOptions {
     /// `open` of a C path (dax_map).
     pub(crate) fn open_cstr(&self, p: &CStr) -> Result<DaxMap> {
         let (fd, n) = map::open_path(p, self.len, self.flags, self.mode as libc::mode_t)?;
-        let name = format!("dax_map({})", p.to_string_lossy());
+        let name = format!("map {}", p.to_string_lossy());
         let m = handle::map_fd(
             fd.as_fd(),
             0,
@@ -330,7 +330,7 @@ impl MapOptions {
     /// ```
     pub fn open_fd(&self, fd: &impl AsFd, offset: u64) -> Result<DaxMap> {
         self.check_fd_flags()?;
-        let fd = map::check_fd(fd.as_fd().as_raw_fd(), "dax_map_fd")?;
+        let fd = map::check_fd(fd.as_fd().as_raw_fd(), "map fd")?;
         self.map_checked_fd(fd, offset)
     }
 
@@ -348,7 +348,7 @@ impl MapOptions {
             self.len
         };
         map::check_fd_range(fd, offset, n)?;
-        DaxMap::register(handle::map_fd(fd, offset, n, self.flags, "dax_map_fd")?)
+        DaxMap::register(handle::map_fd(fd, offset, n, self.flags, "map fd")?)
     }
 
     /// The options of C flags (`DAX_*`), a length and a mode: checked by `open`.
@@ -377,7 +377,7 @@ pub(crate) fn adopt(
             ));
         }
     }
-    let fd = map::check_fd(fd, "dax_adopt")?;
+    let fd = map::check_fd(fd, "adopt")?;
     DaxMap::register(handle::adopt(addr, len, fd, offset, flags, mapped_sync)?)
 }
 
@@ -1055,7 +1055,7 @@ impl MapHandle {
     /// thread's mark ring when it can (handle::mark). Async-signal-safe.
     #[inline]
     pub(crate) fn mark_as(self, _what: &'static str, addr: usize, len: usize) -> Result<()> {
-        // handle::mark names its errors "dax_mark_dirty" itself.
+        // handle::mark names its errors "mark" itself.
         handle::mark(self.raw(), addr, len)
     }
 

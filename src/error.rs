@@ -121,12 +121,28 @@ thread_local! {
     static LAST: RefCell<[u8; MSG_MAX]> = const { RefCell::new([0; MSG_MAX]) };
 }
 
-/// Record `e` as this thread's last error and set errno.
-pub(crate) fn set_last(e: &Error) {
-    if e.ctx.is_empty() {
-        set_parts(&[&e.msg]);
+/// Record `e` as the error of the C function `cname` and set errno: the message begins
+/// with `cname`. The core names the operation `op` neutrally ("sync", "memmove (dst)");
+/// a message that begins with `op` (then ':', ' (' or its end) gets `cname` in its place,
+/// any other gets `cname: ` before it (unless it begins with `cname` already). Writes
+/// slices of the static names and of the message: no allocation.
+pub(crate) fn set_last_c(cname: &'static str, op: &'static str, e: &Error) {
+    let (first, sep, rest): (&str, &str, &str) = if e.ctx.is_empty() {
+        (&e.msg, "", "")
     } else {
-        set_parts(&[e.ctx, ": ", &e.msg]);
+        (e.ctx, ": ", &e.msg)
+    };
+    let tail = if op.is_empty() {
+        None
+    } else {
+        first
+            .strip_prefix(op)
+            .filter(|t| t.is_empty() || t.starts_with(':') || t.starts_with(" ("))
+    };
+    match tail {
+        Some(t) => set_parts(&[cname, t, sep, rest]),
+        None if first.starts_with(cname) => set_parts(&[first, sep, rest]),
+        None => set_parts(&[cname, ": ", first, sep, rest]),
     }
     set_errno(e.errno);
 }

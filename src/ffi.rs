@@ -21,13 +21,15 @@ use libc::{c_char, c_int, c_uint, c_void, mode_t, off_t, size_t};
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Run `f`; on error record it (errno + message) and return `fail`; a panic is caught
+/// Run `f` as the C function `cname`; on error record it (errno + a message that begins
+/// with `cname`: the core names the operation neutrally, as `op`, and error::set_last_c
+/// puts `cname` in its place without allocating) and return `fail`; a panic is caught
 /// and reported as EIO, never unwound into C.
-fn guard<T>(fail: T, f: impl FnOnce() -> Result<T>) -> T {
+fn guard<T>(cname: &'static str, op: &'static str, fail: T, f: impl FnOnce() -> Result<T>) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
-            error::set_last(&e);
+            error::set_last_c(cname, op, &e);
             fail
         }
         Err(p) => {
@@ -36,21 +38,17 @@ fn guard<T>(fail: T, f: impl FnOnce() -> Result<T>) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            error::set_last(&Error::new(
-                libc::EIO,
-                format!("daxpmem internal error (please report): {what}"),
-            ));
+            error::set_last_c(
+                cname,
+                op,
+                &Error::new(
+                    libc::EIO,
+                    format!("daxpmem internal error (please report): {what}"),
+                ),
+            );
             fail
         }
     }
-}
-
-/// `e` about the C function `what`, unless its message names it already.
-fn with_ctx(mut e: Error, what: &'static str) -> Error {
-    if e.ctx.is_empty() && !e.msg.starts_with(what) {
-        e.ctx = what;
-    }
-    e
 }
 
 /// Write back every cache line overlapping [addr, addr+len) from the CPU caches
@@ -64,14 +62,16 @@ fn with_ctx(mut e: Error, what: &'static str) -> Error {
 pub extern "C" fn wb_cache_pmem(addr: *const c_void, len: size_t) {
     // SAFETY: the caller promises the range is mapped (as for memset); the core checks
     // NULL and wrap-around before touching it.
-    guard((), || unsafe { pmem::wb_cache_pmem(addr.cast(), len) })
+    guard("wb_cache_pmem", "write back", (), || unsafe {
+        pmem::wb_cache_pmem(addr.cast(), len)
+    })
 }
 
 /// Order every earlier write-back and non-temporal store (SFENCE). One call covers any
 /// number of wb_cache_pmem(), clear_pmem() and memcpy_to_pmem() calls before it.
 #[no_mangle]
 pub extern "C" fn wmb_pmem() {
-    guard((), || {
+    guard("wmb_pmem", "", (), || {
         pmem::wmb_pmem();
         Ok(())
     })
@@ -87,7 +87,9 @@ pub extern "C" fn wmb_pmem() {
 #[no_mangle]
 pub extern "C" fn clear_pmem(addr: *mut c_void, len: size_t) {
     // SAFETY: the caller promises the range is writable; the core checks NULL and wrap.
-    guard((), || unsafe { pmem::clear_pmem(addr.cast(), len) })
+    guard("clear_pmem", "clear", (), || unsafe {
+        pmem::clear_pmem(addr.cast(), len)
+    })
 }
 
 /// Copy len bytes from src to dst and write dst back (non-temporal stores above the
@@ -98,7 +100,7 @@ pub extern "C" fn clear_pmem(addr: *mut c_void, len: size_t) {
 /// that wraps, copies nothing, returns NULL and sets errno to EINVAL.
 #[no_mangle]
 pub extern "C" fn memcpy_to_pmem(dst: *mut c_void, src: *const c_void, len: size_t) -> *mut c_void {
-    guard(std::ptr::null_mut(), || {
+    guard("memcpy_to_pmem", "memcpy", std::ptr::null_mut(), || {
         // SAFETY: the caller promises dst is writable and src readable for len bytes;
         // the core checks NULL and wrap-around first.
         unsafe { pmem::memcpy_to_pmem(dst.cast(), src.cast(), len)? };
@@ -111,7 +113,7 @@ pub extern "C" fn memcpy_to_pmem(dst: *mut c_void, src: *const c_void, len: size
 /// PMEM_NO_CLFLUSHOPT) veto the first two. A static string.
 #[no_mangle]
 pub extern "C" fn daxpmem_flush_name() -> *const c_char {
-    guard(c"clflush".as_ptr(), || {
+    guard("daxpmem_flush_name", "", c"clflush".as_ptr(), || {
         Ok(hooks::c_names().0.as_ptr().cast())
     })
 }
@@ -121,20 +123,24 @@ pub extern "C" fn daxpmem_flush_name() -> *const c_char {
 /// string.
 #[no_mangle]
 pub extern "C" fn daxpmem_nt_name() -> *const c_char {
-    guard(c"none".as_ptr(), || Ok(hooks::c_names().1.as_ptr().cast()))
+    guard("daxpmem_nt_name", "", c"none".as_ptr(), || {
+        Ok(hooks::c_names().1.as_ptr().cast())
+    })
 }
 
 /// The write-back stride in bytes: the CLFLUSH line size from CPUID leaf 1
 /// (EBX[15:8] * 8), 64 on every current x86-64 CPU.
 #[no_mangle]
 pub extern "C" fn daxpmem_cache_line_size() -> size_t {
-    guard(64, || Ok(hooks::line()))
+    guard("daxpmem_cache_line_size", "", 64, || Ok(hooks::line()))
 }
 
 /// The library version, e.g. "0.1.0". A static string.
 #[no_mangle]
 pub extern "C" fn daxpmem_version() -> *const c_char {
-    guard(c"".as_ptr(), || Ok(VERSION_C.as_ptr()))
+    guard("daxpmem_version", "", c"".as_ptr(), || {
+        Ok(VERSION_C.as_ptr())
+    })
 }
 
 static VERSION_C: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
@@ -300,7 +306,7 @@ pub extern "C" fn dax_map(
     flags: c_uint,
     mode: mode_t,
 ) -> *mut dax_map_t {
-    guard(std::ptr::null_mut(), || {
+    guard("dax_map", "map", std::ptr::null_mut(), || {
         let p = cstr(path, "dax_map")?;
         Ok(MapOptions::from_c(flags, len, mode)
             .open_cstr(p)?
@@ -326,7 +332,7 @@ pub extern "C" fn dax_map_fd(
     len: size_t,
     flags: c_uint,
 ) -> *mut dax_map_t {
-    guard(std::ptr::null_mut(), || {
+    guard("dax_map_fd", "map fd", std::ptr::null_mut(), || {
         let o = MapOptions::from_c(flags, len, 0);
         o.check_fd_flags()?;
         if offset < 0 {
@@ -334,7 +340,7 @@ pub extern "C" fn dax_map_fd(
                 "dax_map_fd: negative offset {offset}"
             )));
         }
-        let fd = hooks::check_fd(fd, "dax_map_fd")?;
+        let fd = hooks::check_fd(fd, "map fd")?;
         Ok(o.map_checked_fd(fd, offset as u64)?.into_handle().cast())
     })
 }
@@ -350,21 +356,25 @@ pub extern "C" fn dax_map_fd(
 /// the same thread).
 #[no_mangle]
 pub extern "C" fn dax_unmap(m: *mut dax_map_t) -> c_int {
-    guard(-1, || MapHandle::of(m.cast()).unmap().map(|_| 0))
+    guard("dax_unmap", "unmap", -1, || {
+        MapHandle::of(m.cast()).unmap().map(|_| 0)
+    })
 }
 
 /// The mapping's address (NULL with errno EINVAL/EBADF for a bad handle).
 #[no_mangle]
 pub extern "C" fn dax_addr(m: *const dax_map_t) -> *mut c_void {
-    guard(std::ptr::null_mut(), || {
-        Ok(MapHandle::of(m.cast()).addr_as("dax_addr")? as *mut c_void)
+    guard("dax_addr", "addr", std::ptr::null_mut(), || {
+        Ok(MapHandle::of(m.cast()).addr_as("addr")? as *mut c_void)
     })
 }
 
 /// The mapping's length in bytes (0 with errno EINVAL/EBADF for a bad handle).
 #[no_mangle]
 pub extern "C" fn dax_len(m: *const dax_map_t) -> size_t {
-    guard(0, || MapHandle::of(m.cast()).len_as("dax_len"))
+    guard("dax_len", "len", 0, || {
+        MapHandle::of(m.cast()).len_as("len")
+    })
 }
 
 /// 1 if a user-space write-back makes this mapping's data durable (MAP_SYNC on a DAX
@@ -372,8 +382,8 @@ pub extern "C" fn dax_len(m: *const dax_map_t) -> size_t {
 /// 0 if durability needs msync, -1 with errno for a bad handle.
 #[no_mangle]
 pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
-    guard(-1, || {
-        Ok(MapHandle::of(m.cast()).is_pmem_as("dax_is_pmem")? as c_int)
+    guard("dax_is_pmem", "is pmem", -1, || {
+        Ok(MapHandle::of(m.cast()).is_pmem_as("is pmem")? as c_int)
     })
 }
 
@@ -384,8 +394,8 @@ pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
 /// through the handle of the part, from dax_find()).
 #[no_mangle]
 pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
-    guard(-1, || {
-        MapHandle::of(m.cast()).mark_as("dax_mark_dirty", addr as usize, len)?;
+    guard("dax_mark_dirty", "mark", -1, || {
+        MapHandle::of(m.cast()).mark_as("mark", addr as usize, len)?;
         Ok(0)
     })
 }
@@ -405,17 +415,17 @@ pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: si
 /// On the page cache a sync of a truncated range is one msync, which succeeds.
 #[no_mangle]
 pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
-    guard(-1, || {
+    guard("dax_sync", "sync", -1, || {
         let h = MapHandle::of(m.cast());
         let range = if addr.is_null() && len == 0 {
             None
         } else if len == 0 {
             // The handle is checked all the same.
-            return h.len_as("dax_sync").map(|_| 0);
+            return h.len_as("sync").map(|_| 0);
         } else {
             Some((addr as usize, len))
         };
-        h.sync_as("dax_sync", range).map(|_| 0)
+        h.sync_as("sync", range).map(|_| 0)
     })
 }
 
@@ -430,13 +440,12 @@ pub extern "C" fn dax_sync(m: *mut dax_map_t, addr: *const c_void, len: size_t) 
 /// punching), or the error of madvise/msync.
 #[no_mangle]
 pub extern "C" fn dax_punch_hole(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
-    guard(-1, || {
+    guard("dax_punch_hole", "punch hole", -1, || {
         let h = MapHandle::of(m.cast());
         if len == 0 {
-            return h.len_as("dax_punch_hole").map(|_| 0);
+            return h.len_as("punch hole").map(|_| 0);
         }
-        h.punch_hole_as("dax_punch_hole", addr as usize, len)
-            .map(|_| 0)
+        h.punch_hole_as("punch hole", addr as usize, len).map(|_| 0)
     })
 }
 
@@ -453,24 +462,15 @@ pub extern "C" fn dax_memcpy(
     src: *const c_void,
     len: size_t,
 ) -> c_int {
-    guard(-1, || {
+    guard("dax_memcpy", "memcpy", -1, || {
         let h = MapHandle::of(m.cast());
         if len == 0 {
-            return h.len_as("dax_memcpy").map(|_| 0);
+            return h.len_as("memcpy").map(|_| 0);
         }
         // SAFETY: src is readable for len bytes per the C contract (NULL and
-        // wrap-around are checked by the call, after the handle, as "dax_memcpy (src)");
+        // wrap-around are checked by the call, after the handle, as "memcpy (src)");
         // the destination is checked by the call.
-        unsafe {
-            h.copy_as(
-                "dax_memcpy",
-                "dax_memcpy (src)",
-                dst as usize,
-                src.cast(),
-                len,
-            )
-        }
-        .map(|_| 0)
+        unsafe { h.copy_as("memcpy", "memcpy (src)", dst as usize, src.cast(), len) }.map(|_| 0)
     })
 }
 
@@ -478,13 +478,12 @@ pub extern "C" fn dax_memcpy(
 /// dax_memcpy(). Returns 0, or -1 with errno EINVAL or EIO (as dax_memcpy()).
 #[no_mangle]
 pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len: size_t) -> c_int {
-    guard(-1, || {
+    guard("dax_memset", "memset", -1, || {
         let h = MapHandle::of(m.cast());
         if len == 0 {
-            return h.len_as("dax_memset").map(|_| 0);
+            return h.len_as("memset").map(|_| 0);
         }
-        h.fill_as("dax_memset", dst as usize, c as u8, len)
-            .map(|_| 0)
+        h.fill_as("memset", dst as usize, c as u8, len).map(|_| 0)
     })
 }
 
@@ -495,9 +494,9 @@ pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len:
 /// first version of the struct).
 #[no_mangle]
 pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_int {
-    guard(-1, || {
+    guard("dax_get_stats", "stats", -1, || {
         // The handle first (EBADF before a NULL out, as before).
-        let st = MapHandle::of(m.cast()).stats_as("dax_get_stats")?;
+        let st = MapHandle::of(m.cast()).stats_as("stats")?;
         if out.is_null() {
             return Err(Error::inval("dax_get_stats: NULL out"));
         }
@@ -544,13 +543,13 @@ pub extern "C" fn dax_get_stats(m: *const dax_map_t, out: *mut dax_stats) -> c_i
 /// Valid until this thread's next failing call.
 #[no_mangle]
 pub extern "C" fn dax_errormsg() -> *const c_char {
-    guard(c"".as_ptr(), || Ok(error::last_ptr()))
+    guard("dax_errormsg", "", c"".as_ptr(), || Ok(error::last_ptr()))
 }
 
 /// The mapping containing addr, or NULL with errno ENOENT.
 #[no_mangle]
 pub extern "C" fn dax_find(addr: *const c_void) -> *mut dax_map_t {
-    guard(std::ptr::null_mut(), || {
+    guard("dax_find", "find", std::ptr::null_mut(), || {
         hooks::find(addr as usize).map(|h| h.cast()).ok_or_else(|| {
             Error::new(
                 libc::ENOENT,
@@ -566,7 +565,7 @@ pub extern "C" fn dax_find(addr: *const c_void) -> *mut dax_map_t {
 /// libpmem, PMEM_IS_PMEM_FORCE is read (with atoi) at the first call, not at load.
 #[no_mangle]
 pub extern "C" fn dax_range_is_pmem(addr: *const c_void, len: size_t) -> c_int {
-    guard(0, || {
+    guard("dax_range_is_pmem", "", 0, || {
         if len == 0 {
             return Ok(0);
         }
@@ -610,7 +609,9 @@ const _: () = assert!(
 #[no_mangle]
 pub extern "C" fn daxpmem_flush(addr: *const c_void, len: size_t) {
     // SAFETY: the caller promises the range is mapped; the core checks NULL and wrap.
-    guard((), || unsafe { pmem::flush_unless_eadr(addr.cast(), len) })
+    guard("daxpmem_flush", "flush", (), || unsafe {
+        pmem::flush_unless_eadr(addr.cast(), len)
+    })
 }
 
 /// daxpmem_flush() then wmb_pmem() in one call: libpmem's pmem_persist(). The fence is
@@ -618,7 +619,9 @@ pub extern "C" fn daxpmem_flush(addr: *const c_void, len: size_t) {
 #[no_mangle]
 pub extern "C" fn daxpmem_persist(addr: *const c_void, len: size_t) {
     // SAFETY: the caller promises the range is mapped; the core checks NULL and wrap.
-    guard((), || unsafe { pmem::persist(addr.cast(), len) })
+    guard("daxpmem_persist", "persist", (), || unsafe {
+        pmem::persist(addr.cast(), len)
+    })
 }
 
 /// 1 if every NVDIMM region's persistence domain is the CPU cache (eADR), 0 if not or
@@ -626,7 +629,7 @@ pub extern "C" fn daxpmem_persist(addr: *const c_void, len: size_t) {
 /// pmem_has_auto_flush().
 #[no_mangle]
 pub extern "C" fn daxpmem_has_auto_flush() -> c_int {
-    guard(-1, || {
+    guard("daxpmem_has_auto_flush", "", -1, || {
         Ok(
             match hooks::auto_flush_in(std::path::Path::new("/sys/bus/nd/devices")) {
                 Some(true) => 1,
@@ -649,7 +652,7 @@ pub extern "C" fn daxpmem_memmove(
     len: size_t,
     flags: c_uint,
 ) -> *mut c_void {
-    guard(std::ptr::null_mut(), || {
+    guard("daxpmem_memmove", "memmove", std::ptr::null_mut(), || {
         // SAFETY: per the C contract dst is writable and src readable for len bytes;
         // the core checks flags, NULL and wrap first.
         unsafe { pmem::memmove_flags(dst.cast(), src.cast(), len, flags)? };
@@ -666,7 +669,7 @@ pub extern "C" fn daxpmem_memset(
     len: size_t,
     flags: c_uint,
 ) -> *mut c_void {
-    guard(std::ptr::null_mut(), || {
+    guard("daxpmem_memset", "memset", std::ptr::null_mut(), || {
         // SAFETY: per the C contract dst is writable for len bytes; checked by the core.
         unsafe { pmem::memset_flags(dst.cast(), c as u8, len, flags)? };
         Ok(dst)
@@ -681,14 +684,16 @@ pub extern "C" fn daxpmem_memset(
 /// 0, wrapping range) or munmap's error.
 #[no_mangle]
 pub extern "C" fn dax_unmap_range(addr: *mut c_void, len: size_t) -> c_int {
-    guard(-1, || hooks::unmap_range(addr as usize, len).map(|_| 0))
+    guard("dax_unmap_range", "unmap range", -1, || {
+        hooks::unmap_range(addr as usize, len).map(|_| 0)
+    })
 }
 
 /// 1 if path names a device DAX character device (/dev/daxN.M), 0 if it names anything
 /// else, -1 with errno if it cannot be inspected (stat's errno; EINVAL for NULL).
 #[no_mangle]
 pub extern "C" fn dax_is_devdax(path: *const c_char) -> c_int {
-    guard(-1, || {
+    guard("dax_is_devdax", "is devdax", -1, || {
         let p = cstr(path, "dax_is_devdax")?;
         // SAFETY: an all-zero stat is a valid out-buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -712,7 +717,7 @@ pub extern "C" fn dax_is_devdax(path: *const c_char) -> c_int {
 #[no_mangle]
 pub extern "C" fn dax_set_errormsg(msg: *const c_char) {
     let saved = error::errno();
-    guard((), || {
+    guard("dax_set_errormsg", "", (), || {
         let text = if msg.is_null() {
             String::new()
         } else {
@@ -752,7 +757,7 @@ pub extern "C" fn dax_adopt(
     offset: off_t,
     flags: c_uint,
 ) -> *mut dax_map_t {
-    guard(std::ptr::null_mut(), || {
+    guard("dax_adopt", "adopt", std::ptr::null_mut(), || {
         if offset < 0 {
             return Err(Error::inval(format!("dax_adopt: negative offset {offset}")));
         }
@@ -766,7 +771,6 @@ pub extern "C" fn dax_adopt(
             sync,
         )
         .map(|m| m.into_handle().cast())
-        .map_err(|e| with_ctx(e, "dax_adopt"))
     })
 }
 
@@ -775,7 +779,9 @@ pub extern "C" fn dax_adopt(
 /// the caller's again (writable and no longer tracked, also after DAX_TRACK_MPROTECT). Returns 0, or -1 with errno EINVAL/EBADF as dax_unmap().
 #[no_mangle]
 pub extern "C" fn dax_forget(m: *mut dax_map_t) -> c_int {
-    guard(-1, || MapHandle::of(m.cast()).forget().map(|_| 0))
+    guard("dax_forget", "forget", -1, || {
+        MapHandle::of(m.cast()).forget().map(|_| 0)
+    })
 }
 
 /// daxpmem_counter(): msync calls seen by the preload library.
@@ -803,7 +809,9 @@ const _: [c_uint; 4] = [
 /// overlapping the read (then it may miss the lines of a mapping being unmapped).
 #[no_mangle]
 pub extern "C" fn daxpmem_counter(id: c_uint, n: u64) -> u64 {
-    guard(u64::MAX, || hooks::counter(id, n))
+    guard("daxpmem_counter", "counter", u64::MAX, || {
+        hooks::counter(id, n)
+    })
 }
 
 /// Install a signal action through daxpmem when its handler is in place: for SIGSEGV
@@ -825,7 +833,7 @@ pub extern "C" fn dax_chain_sigaction(
     act: *const libc::sigaction,
     oldact: *mut libc::sigaction,
 ) -> c_int {
-    guard(-1, || {
+    guard("dax_chain_sigaction", "chain sigaction", -1, || {
         // SAFETY: per the C contract act is NULL or valid and oldact NULL or writable.
         unsafe { hooks::chain_sigaction(sig, act, oldact) }.map(
             |handled| {
@@ -857,7 +865,7 @@ pub extern "C" fn dax_lookup(addr: *const c_void, len: size_t) -> *mut dax_map_t
 /// the page tables).
 #[no_mangle]
 pub extern "C" fn dax_track_mode(m: *const dax_map_t) -> c_int {
-    guard(-1, || {
-        Ok(track_flags(MapHandle::of(m.cast()).track_as("dax_track_mode")?) as c_int)
+    guard("dax_track_mode", "track mode", -1, || {
+        Ok(track_flags(MapHandle::of(m.cast()).track_as("track mode")?) as c_int)
     })
 }

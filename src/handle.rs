@@ -45,7 +45,7 @@ fn decode(h: *const Handle) -> Option<(usize, u64)> {
 /// mapping no sync takes: after a split, mark through the part's handle).
 /// Async-signal-safe: no lock, no allocation, errors are static text.
 pub fn mark(h: *const Handle, addr: usize, len: usize) -> Result<()> {
-    const WHAT: &str = "dax_mark_dirty";
+    const WHAT: &str = "mark";
     let gone = || {
         Error::at(
             libc::EBADF,
@@ -85,7 +85,7 @@ fn bad(what: &'static str) -> Error {
     Error::at(
         libc::EBADF,
         what,
-        "not a live mapping handle (already unmapped, or not from dax_map)",
+        "not a live mapping handle (already unmapped, or never one)",
     )
 }
 
@@ -116,7 +116,7 @@ pub fn adopt(
     mapped_sync: bool,
 ) -> Result<Mapping> {
     let probe = map::probe_adopt(addr, len, fd, offset, flags, mapped_sync)?;
-    let track = resolve(&probe, "dax_adopt")?;
+    let track = resolve(&probe, "adopt")?;
     map::adopted(addr, len, offset, &probe, track)
 }
 
@@ -133,7 +133,7 @@ fn resolve(probe: &map::Probe, name: &str) -> Result<Track> {
 /// Register `m`, start its tracking, and make a handle for it.
 pub fn new(m: Mapping) -> Result<*mut Handle> {
     let (idx, gen) = registry::insert(Arc::new(m))?;
-    let r = registry::acquire(idx as usize, gen).ok_or_else(|| bad("dax_map"))?;
+    let r = registry::acquire(idx as usize, gen).ok_or_else(|| bad("map"))?;
     // Tracking starts once the fault handler can find the mapping.
     if let Err(e) = arm(&r) {
         registry::retire(&r);
@@ -189,8 +189,8 @@ fn retire(
 /// on it, the memory is unmapped when that call returns (the address range stays
 /// reserved until then).
 pub fn unmap(h: *const Handle) -> Result<()> {
-    let r = get(h, "dax_unmap")?;
-    let res = retire(&r, "dax_unmap", |_, _| Ok(()));
+    let r = get(h, "unmap")?;
+    let res = retire(&r, "unmap", |_, _| Ok(()));
     drop(r);
     registry::reap_pending();
     res
@@ -199,8 +199,8 @@ pub fn unmap(h: *const Handle) -> Result<()> {
 /// Forget: hand the memory back to the caller (writable, untracked), then retire the
 /// handle as `unmap` does, without unmapping or syncing.
 pub fn forget(h: *const Handle) -> Result<()> {
-    let r = get(h, "dax_forget")?;
-    let res = retire(&r, "dax_forget", |m, _| {
+    let r = get(h, "forget")?;
+    let res = retire(&r, "forget", |m, _| {
         track::disarm(m)?;
         m.disown_memory();
         Ok(())
@@ -258,7 +258,7 @@ impl Mapping {
         self.write_in(
             dst,
             len,
-            "dax_memcpy",
+            "memcpy",
             // SAFETY: per the contract.
             |c| unsafe { crate::nt::move_(dst as *mut u8, src, len, c) },
             // SAFETY: per the contract; ptr::copy tolerates overlap.
@@ -274,7 +274,7 @@ impl Mapping {
         self.write_in(
             dst,
             len,
-            "dax_memset",
+            "memset",
             // SAFETY: per the contract.
             |c| unsafe { crate::nt::fill(dst as *mut u8, val, len, c) },
             // SAFETY: per the contract.
@@ -329,14 +329,14 @@ pub fn find(addr: usize) -> Option<*mut Handle> {
 pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
     if len == 0 || !addr.is_multiple_of(crate::sys::PAGE) {
         return Err(Error::inval(format!(
-            "dax_unmap_range: {addr:#x}+{len}: the address must be page-aligned and the length non-zero"
+            "unmap range: {addr:#x}+{len}: the address must be page-aligned and the length non-zero"
         )));
     }
     let end = addr
         .checked_add(len)
         .map(crate::sys::page_up)
         .filter(|&e| e != 0)
-        .ok_or_else(|| Error::inval("dax_unmap_range: the range wraps around"))?;
+        .ok_or_else(|| Error::inval("unmap range: the range wraps around"))?;
     // Called from a signal handler that interrupted a copy on this thread: that copy
     // cannot finish before this call, so waiting for copies (below) would wait forever.
     let in_copy = COPYING.with(|c| c.get()) != 0;
@@ -349,8 +349,8 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         false
     });
     for m in hit {
-        let r = retire(&m, "dax_unmap_range", |m, scratch| {
-            crate::sync::all_to_index(m, scratch, "dax_unmap_range")?;
+        let r = retire(&m, "unmap range", |m, scratch| {
+            crate::sync::all_to_index(m, scratch, "unmap range")?;
             let mut pieces = vec![];
             if m.addr() < addr {
                 pieces.push(m.piece(m.addr(), addr - m.addr())?);

@@ -40,7 +40,7 @@ fn range_error(what: &'static str, addr: usize, _len: usize) -> Error {
 /// # Safety
 /// The range must be mapped memory of the caller's (as for memset).
 pub unsafe fn wb_cache_pmem(addr: *const u8, len: usize) -> Result<()> {
-    if check_range("wb_cache_pmem", addr as usize, len)? {
+    if check_range("write back", addr as usize, len)? {
         // SAFETY: checked non-empty, non-wrapping; mapped per the caller.
         unsafe { flush::wb_range(addr as usize, len) };
     }
@@ -69,7 +69,7 @@ pub unsafe fn wb_temporal(t: &nt::Temporal) {
 /// # Safety
 /// The range must be writable memory of the caller's.
 pub unsafe fn memset_to_pmem(addr: *mut u8, val: u8, len: usize) -> Result<()> {
-    if check_range("clear_pmem", addr as usize, len)? {
+    if check_range("clear", addr as usize, len)? {
         let c = cpu::config();
         // SAFETY: checked, and writable per the caller.
         unsafe {
@@ -95,8 +95,8 @@ pub unsafe fn clear_pmem(addr: *mut u8, len: usize) -> Result<()> {
 /// # Safety
 /// `dst` writable and `src` readable for `len` bytes.
 pub unsafe fn memcpy_to_pmem(dst: *mut u8, src: *const u8, len: usize) -> Result<()> {
-    if check_range("memcpy_to_pmem (dst)", dst as usize, len)?
-        && check_range("memcpy_to_pmem (src)", src as usize, len)?
+    if check_range("memcpy (dst)", dst as usize, len)?
+        && check_range("memcpy (src)", src as usize, len)?
     {
         let c = cpu::config();
         // SAFETY: checked; per the caller.
@@ -177,9 +177,9 @@ unsafe fn finish(t: &nt::Temporal, flags: u32, c: &cpu::Config) {
 /// `dst` writable and `src` readable for `len` bytes.
 #[inline(always)]
 pub unsafe fn memmove_flags(dst: *mut u8, src: *const u8, len: usize, flags: u32) -> Result<()> {
-    check_flags("daxpmem_memmove", flags)?;
-    if !check_range("daxpmem_memmove (dst)", dst as usize, len)?
-        || !check_range("daxpmem_memmove (src)", src as usize, len)?
+    check_flags("memmove", flags)?;
+    if !check_range("memmove (dst)", dst as usize, len)?
+        || !check_range("memmove (src)", src as usize, len)?
         || std::ptr::eq(dst, src)
     {
         return Ok(());
@@ -199,8 +199,8 @@ pub unsafe fn memmove_flags(dst: *mut u8, src: *const u8, len: usize, flags: u32
 /// `dst` writable for `len` bytes.
 #[inline(always)]
 pub unsafe fn memset_flags(dst: *mut u8, val: u8, len: usize, flags: u32) -> Result<()> {
-    check_flags("daxpmem_memset", flags)?;
-    if !check_range("daxpmem_memset", dst as usize, len)? {
+    check_flags("memset", flags)?;
+    if !check_range("memset", dst as usize, len)? {
         return Ok(());
     }
     let d = cpu::decided();
@@ -219,7 +219,7 @@ pub unsafe fn memset_flags(dst: *mut u8, val: u8, len: usize, flags: u32) -> Res
 /// The range is mapped memory of the caller's.
 pub unsafe fn flush_unless_eadr(addr: *const u8, len: usize) -> Result<()> {
     // SAFETY: forwarded.
-    unsafe { flush_unless_eadr_as("daxpmem_flush", addr, len) }
+    unsafe { flush_unless_eadr_as("flush", addr, len) }
 }
 
 /// libpmem's `pmem_persist`: `flush_unless_eadr`, then the fence (always, so that a
@@ -230,7 +230,7 @@ pub unsafe fn flush_unless_eadr(addr: *const u8, len: usize) -> Result<()> {
 #[inline(always)]
 pub unsafe fn persist(addr: *const u8, len: usize) -> Result<()> {
     // SAFETY: forwarded.
-    let r = unsafe { flush_unless_eadr_as("daxpmem_persist", addr, len) };
+    let r = unsafe { flush_unless_eadr_as("persist", addr, len) };
     flush::fence();
     r
 }

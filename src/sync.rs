@@ -23,13 +23,13 @@ pub fn counter(id: u32, n: u64) -> Result<u64> {
         (LINES, _) if n == 0 => Ok(lines_total()),
         (LINES, _) => Err(Error::at(
             libc::EINVAL,
-            "daxpmem_counter",
+            "counter",
             "lines written back are counted by the library, not added to",
         )),
         (_, Some(c)) => Ok(c.fetch_add(n, Relaxed).wrapping_add(n)),
         _ => Err(Error::at(
             libc::EINVAL,
-            "daxpmem_counter",
+            "counter",
             "no such counter",
         )),
     }
@@ -112,7 +112,7 @@ pub fn sync_ref(r: crate::registry::Ref, addr: usize, len: usize) -> Result<()> 
     // mapping is not dead, it lives while the lock is held (no retirement, hence no
     // free, can happen before the unlock, which is the last access through `m`).
     let m: &Mapping = unsafe { &*p };
-    let mut scratch = m.sync_lock.lock().map_err(|_| reentered("dax_sync"))?;
+    let mut scratch = m.sync_lock.lock().map_err(|_| reentered("sync"))?;
     if m.dead.load(Relaxed) {
         // Retired while this call waited: `r` may be its last user and must outlive
         // the guard.
@@ -120,7 +120,7 @@ pub fn sync_ref(r: crate::registry::Ref, addr: usize, len: usize) -> Result<()> 
         drop(r);
         return Err(Error::new(
             libc::EBADF,
-            "dax_sync: the mapping was unmapped or split while the call waited",
+            "sync: the mapping was unmapped or split while the call waited",
         ));
     }
     drop(r);
@@ -138,11 +138,11 @@ pub use crate::map::reentered;
 /// unmapped (`Mapping::check_failed`); so does a sync that met a page past the end of
 /// the file (signals.rs), after writing back every other line.
 pub fn sync(m: &Mapping, addr: usize, len: usize) -> Result<()> {
-    let mut scratch = m.sync_lock.lock().map_err(|_| reentered("dax_sync"))?;
+    let mut scratch = m.sync_lock.lock().map_err(|_| reentered("sync"))?;
     if m.dead.load(Relaxed) {
         return Err(Error::new(
             libc::EBADF,
-            "dax_sync: the mapping was unmapped or split while the call waited",
+            "sync: the mapping was unmapped or split while the call waited",
         ));
     }
     sync_pinned(m, addr, len, &mut scratch)
@@ -154,7 +154,7 @@ fn sync_pinned(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     #[cfg(feature = "seam")]
     crate::seam::sync_end();
     r?;
-    m.check_failed("dax_sync")
+    m.check_failed("sync")
 }
 
 fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) -> Result<()> {
@@ -189,7 +189,7 @@ fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
     if let Err(e) = msync_hook(start, end - start) {
         restore(m, runs);
         m.note_write_back_failure(e.errno);
-        return Err(Error::new(e.errno, format!("dax_sync: {}", e.msg)));
+        return Err(Error::new(e.errno, format!("sync: {}", e.msg)));
     }
     count_lines(m, runs.iter().map(|r| r.1 as u64).sum());
     Ok(())
@@ -286,7 +286,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         m.log.hold(held);
         r
     };
-    let mut failed = rings.err().map(|_| reentered("dax_sync"));
+    let mut failed = rings.err().map(|_| reentered("sync"));
     if failed.is_none() {
         let a = m.addr() + (lo << m.line_shift);
         let l = ((hi - lo) << m.line_shift).min(m.addr() + m.len() - a);
@@ -413,7 +413,7 @@ fn kernel_msync(m: &Mapping, addr: usize, len: usize) -> Result<()> {
     m.counters.msync_calls.fetch_add(1, Relaxed);
     msync_hook(start, end - start).map_err(|e| {
         m.note_write_back_failure(e.errno);
-        Error::new(e.errno, format!("dax_sync: {}", e.msg))
+        Error::new(e.errno, format!("sync: {}", e.msg))
     })
 }
 
@@ -442,7 +442,7 @@ pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
     if m.kind.devdax {
         return Err(Error::new(
             libc::EOPNOTSUPP,
-            "dax_punch_hole: device DAX has no file to punch",
+            "punch hole: device DAX has no file to punch",
         ));
     }
     let end = addr + len;
@@ -456,8 +456,8 @@ pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
         let mut g = m
             .sync_lock
             .lock()
-            .map_err(|_| reentered("dax_punch_hole"))?;
-        all_to_index(m, &mut g, "dax_punch_hole")?;
+            .map_err(|_| reentered("punch hole"))?;
+        all_to_index(m, &mut g, "punch hole")?;
         let (lo, hi) = m.lines_of(inner_lo, inner_hi - inner_lo);
         m.index.clear(lo, hi);
     }
@@ -466,7 +466,7 @@ pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
         unsafe { sys::madvise(p_lo, p_hi - p_lo, libc::MADV_REMOVE) }.map_err(|e| {
             Error::new(
                 e.errno,
-                format!("dax_punch_hole: madvise(MADV_REMOVE): {}", e.msg),
+                format!("punch hole: madvise(MADV_REMOVE): {}", e.msg),
             )
         })?;
     }
@@ -486,7 +486,7 @@ pub fn punch_hole(m: &Mapping, addr: usize, len: usize) -> Result<()> {
         if let Err(e) = sys::msync(s, sys::page_up(end) - s, libc::MS_SYNC) {
             // Sticky, as a failed sync (see `sync`).
             m.note_write_back_failure(e.errno);
-            return Err(Error::new(e.errno, format!("dax_punch_hole: {}", e.msg)));
+            return Err(Error::new(e.errno, format!("punch hole: {}", e.msg)));
         }
     }
     Ok(())

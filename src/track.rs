@@ -159,14 +159,14 @@ pub fn disarm(m: &Mapping) -> Result<()> {
     let _mask = sys::SignalsBlocked::all();
     m.fault_lock
         .lock()
-        .map_err(|_| Error::new(libc::EDEADLK, "dax_forget: re-entered"))?;
+        .map_err(|_| Error::new(libc::EDEADLK, "forget: re-entered"))?;
     // SAFETY: the whole mapping is ours until the caller takes it back, writable as made.
     let r = unsafe { sys::mprotect(m.addr(), m.len(), libc::PROT_READ | libc::PROT_WRITE) };
     m.fault_lock.unlock();
     r.map_err(|e| {
         Error::new(
             e.errno,
-            format!("dax_forget: unprotecting the mapping: {}", e.msg),
+            format!("forget: unprotecting the mapping: {}", e.msg),
         )
     })
 }
@@ -201,7 +201,7 @@ pub fn take(
     let mask = sys::SignalsBlocked::all();
     m.fault_lock
         .lock()
-        .map_err(|_| Error::new(libc::EDEADLK, "dax_sync: re-entered"))?;
+        .map_err(|_| Error::new(libc::EDEADLK, "sync: re-entered"))?;
     // SAFETY: the range is part of the mapping; reads stay allowed.
     let r = unsafe { sys::mprotect(start, end - start, libc::PROT_READ) };
     if r.is_ok() {
@@ -231,7 +231,7 @@ pub fn take(
     r.map_err(|e| {
         Error::new(
             e.errno,
-            format!("dax_sync: protecting the tracked range: {}", e.msg),
+            format!("sync: protecting the tracked range: {}", e.msg),
         )
     })
 }

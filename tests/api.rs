@@ -459,3 +459,34 @@ fn from_mmap_takes_over_a_memmap2_mapping() {
         libc::EINVAL
     );
 }
+
+#[test]
+fn core_errors_name_no_c_function() {
+    // The core names the operation ("map <path>", "sync", ...); only the C layer puts
+    // the C function's name in front.
+    let no_c = |e: daxpmem::Error| {
+        let s = e.to_string();
+        assert!(!s.contains("dax_") && !s.contains("daxpmem_"), "{s}");
+        s
+    };
+    let t = TempPath::new("names");
+    let s = no_c(MapOptions::new().open(&t.0).unwrap_err());
+    assert!(s.starts_with("map "), "{s}");
+    let m = MapOptions::new().create(4096).open(&t.0).unwrap();
+    no_c(MapOptions::new().len(8192).open(&t.0).unwrap_err());
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&t.0)
+        .unwrap();
+    no_c(MapOptions::new().create(4096).open_fd(&rw, 0).unwrap_err());
+    no_c(MapOptions::new().open_fd(&rw, 1 << 30).unwrap_err());
+    m.close().unwrap();
+    let s = no_c(m.sync().unwrap_err());
+    assert!(s.starts_with("sync: "), "{s}");
+    assert_eq!(errno(&m.sync().unwrap_err()), libc::EBADF);
+    no_c(m.mark(0..1).unwrap_err());
+    no_c(m.write(0, b"x").unwrap_err());
+    no_c(m.punch_hole(0..4096).unwrap_err());
+    no_c(m.stats().unwrap_err());
+}

@@ -19,7 +19,7 @@ pub fn probe_adopt(
     flags: u32,
     mapped_sync: bool,
 ) -> Result<Probe> {
-    let name = "dax_adopt";
+    let name = "adopt";
     if addr == 0 || !addr.is_multiple_of(sys::PAGE) || len == 0 || addr.checked_add(len).is_none() {
         return Err(Error::inval(format!(
             "{name}: {addr:#x}+{len}: needs a page-aligned, non-NULL address and a length that does not wrap"
@@ -66,7 +66,7 @@ pub fn adopted(
     probe: &Probe,
     track: Track,
 ) -> Result<Mapping> {
-    build(addr, len, offset, probe.kind, track, "dax_adopt")
+    build(addr, len, offset, probe.kind, track, "adopt")
 }
 
 /// dax_adopt: what the kernel maps at [addr, addr+len) (/proc/self/maps) must be shared,
@@ -80,7 +80,7 @@ fn check_adopted_range(
     offset: u64,
     devdax: bool,
 ) -> Result<()> {
-    let name = "dax_adopt";
+    let name = "adopt";
     let maps = std::fs::read_to_string("/proc/self/maps")
         .map_err(|e| Error::from_io(format!("{name}: reading /proc/self/maps"), &e))?;
     let end = addr + len;

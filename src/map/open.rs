@@ -21,18 +21,18 @@ pub fn open_path(
     let name = cpath(path);
     if flags & !VALID_FLAGS != 0 {
         return Err(Error::inval(format!(
-            "dax_map({name}): unknown flags {:#x}",
+            "map {name}: unknown flags {:#x}",
             flags & !VALID_FLAGS
         )));
     }
     if flags & (EXCL | SPARSE) != 0 && flags & CREATE == 0 {
         return Err(Error::inval(format!(
-            "dax_map({name}): DAX_EXCL and DAX_SPARSE need DAX_CREATE"
+            "map {name}: DAX_EXCL and DAX_SPARSE need DAX_CREATE"
         )));
     }
     if flags & CREATE != 0 && len == 0 {
         return Err(Error::inval(format!(
-            "dax_map({name}): DAX_CREATE needs a length to size the file to"
+            "map {name}: DAX_CREATE needs a length to size the file to"
         )));
     }
     let mut oflags = libc::O_RDWR | libc::O_CLOEXEC;
@@ -45,7 +45,7 @@ pub fn open_path(
     // SAFETY: path is NUL-terminated; open returns a new fd or -1.
     let fd = unsafe { libc::open(path.as_ptr(), oflags, mode as libc::c_uint) };
     if fd < 0 {
-        return Err(Error::last_os(format!("dax_map: open {name}")));
+        return Err(Error::last_os(format!("map {name}: open")));
     }
     // SAFETY: fd is a fresh descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -55,16 +55,16 @@ pub fn open_path(
     if ftype == libc::S_IFCHR {
         let (size, align) = devdax_geometry(&st).ok_or_else(|| {
             Error::inval(format!(
-                "dax_map({name}): a character device that is not device DAX"
+                "map {name}: a character device that is not device DAX"
             ))
         })?;
         let len = if len == 0 { size } else { len };
-        check_devdax_len(&format!("dax_map({name})"), len, size, align)?;
+        check_devdax_len(&format!("map {name}"), len, size, align)?;
         return Ok((fd, len));
     }
     if ftype != libc::S_IFREG {
         return Err(Error::inval(format!(
-            "dax_map({name}): not a regular file or device DAX"
+            "map {name}: not a regular file or device DAX"
         )));
     }
     let size = st.st_size as u64;
@@ -75,7 +75,7 @@ pub fn open_path(
                     // SAFETY: path is NUL-terminated; we created this file just now.
                     unsafe { libc::unlink(path.as_ptr()) };
                 }
-                return Err(Error::new(e.errno, format!("dax_map({name}): {}", e.msg)));
+                return Err(Error::new(e.errno, format!("map {name}: {}", e.msg)));
             }
         }
         return Ok((fd, len));
@@ -83,14 +83,14 @@ pub fn open_path(
     if len == 0 {
         if size == 0 {
             return Err(Error::inval(format!(
-                "dax_map({name}): the file is empty and no length was given"
+                "map {name}: the file is empty and no length was given"
             )));
         }
         return Ok((fd, size as usize));
     }
     if (len as u64) > size {
         return Err(Error::inval(format!(
-            "dax_map({name}): length {len} is beyond the end of the file ({size} bytes); use DAX_CREATE to grow it"
+            "map {name}: length {len} is beyond the end of the file ({size} bytes); use DAX_CREATE to grow it"
         )));
     }
     Ok((fd, len))
@@ -161,17 +161,17 @@ pub fn check_fd(fd: i32, what: &str) -> Result<BorrowedFd<'static>> {
 
 /// The length `dax_map_fd` maps when given 0: from `offset` to the end of the file or device.
 pub fn fd_len(fd: BorrowedFd<'_>, offset: u64) -> Result<usize> {
-    let st = fstat(fd, "dax_map_fd")?;
+    let st = fstat(fd, "map fd")?;
     let size = match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => st.st_size as u64,
         libc::S_IFCHR => devdax_geometry(&st)
             .map(|g| g.0 as u64)
-            .ok_or_else(|| Error::inval("dax_map_fd: a character device that is not device DAX"))?,
-        _ => return Err(Error::inval("dax_map_fd: not a regular file or device DAX")),
+            .ok_or_else(|| Error::inval("map fd: a character device that is not device DAX"))?,
+        _ => return Err(Error::inval("map fd: not a regular file or device DAX")),
     };
     if size <= offset {
         return Err(Error::inval(format!(
-            "dax_map_fd: nothing to map: the file has {size} bytes and the offset is {offset}"
+            "map fd: nothing to map: the file has {size} bytes and the offset is {offset}"
         )));
     }
     Ok((size - offset) as usize)
@@ -181,7 +181,7 @@ pub fn fd_len(fd: BorrowedFd<'_>, offset: u64) -> Result<usize> {
 /// enough for [offset, offset+len), or a device DAX that holds it with a length that is
 /// a multiple of its alignment; anything else is EINVAL.
 pub fn check_fd_range(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<()> {
-    let name = "dax_map_fd";
+    let name = "map fd";
     let st = fstat(fd, name)?;
     let end = offset.checked_add(len as u64).ok_or_else(|| {
         Error::inval(format!(
@@ -219,13 +219,13 @@ pub fn check_fd_range(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<()>
 pub fn check_fd_flags(flags: u32) -> Result<()> {
     if flags & !VALID_FLAGS != 0 {
         return Err(Error::inval(format!(
-            "dax_map_fd: unknown flags {:#x}",
+            "map fd: unknown flags {:#x}",
             flags & !VALID_FLAGS
         )));
     }
     if flags & (CREATE | EXCL | SPARSE) != 0 {
         return Err(Error::inval(
-            "dax_map_fd: DAX_CREATE, DAX_EXCL and DAX_SPARSE apply to dax_map only",
+            "map fd: create, exclusive and sparse (DAX_CREATE, DAX_EXCL, DAX_SPARSE) apply to mapping a path only",
         ));
     }
     Ok(())
