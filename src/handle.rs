@@ -85,7 +85,7 @@ fn bad(what: &'static str) -> Error {
     Error::at(
         libc::EBADF,
         what,
-        "not a live mapping handle (already unmapped, or never one)",
+        "not a live mapping handle (already unmapped or closed, or not a handle at all)",
     )
 }
 
