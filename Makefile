@@ -10,7 +10,7 @@
 #   make test-pmdk  PMDK 1.12.1's own libpmem tests against our libpmem.so.1 and Debian's
 #   make test-dax   the C tests inside a QEMU guest with a real fsdax filesystem
 #   make bench-dax  the sync benchmark in that guest; make test-devdax: device DAX
-#   make header     regenerate include/daxpmem.h from src/ffi.rs (cbindgen)
+#   make header     regenerate include/daxpmem.h from src/ffi/ (cbindgen)
 #   make deb        Debian packages in target/deb; make test-packages installs and tests them
 #   make man        man pages (scdoc); make bench-plot: the sync chart (packaging.mk)
 

@@ -2,7 +2,7 @@
  * daxpmem: persistent-memory write-back and DAX file mappings with a cache-line dirty
  * index. C API of libdaxpmem.so.0.
  *
- * Generated from src/ffi.rs by cbindgen: do not edit; run `make header`.
+ * Generated from the files of src/ffi/ by cbindgen: do not edit; run `make header`.
  *
  * Conventions: every int-returning call returns 0 (or a documented non-negative
  * value) on success and -1 with errno set on error; every pointer-returning call

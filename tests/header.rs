@@ -1,4 +1,4 @@
-//! include/daxpmem.h must be exactly what cbindgen generates from src/ffi.rs.
+//! include/daxpmem.h must be exactly what cbindgen generates from src/ffi/.
 //! `DAXPMEM_BLESS=1 cargo test --test header` (or `make header`) rewrites it.
 
 use std::path::Path;
