@@ -331,8 +331,28 @@ static void process_total(void) {
     unlink(pb);
 }
 
+/* dax_fd_kind: what a descriptor is, as dax_map_fd sees it. */
+static void fd_kinds(void) {
+    int fd = open(path("fdkind.dat"), O_CREAT | O_RDWR, 0600);
+    CHECK(fd >= 0);
+    int k = dax_fd_kind(fd);
+    CHECK(k == DAX_FD_FILE || k == DAX_FD_FSDAX);
+    close(fd);
+    unlink(path("fdkind.dat"));
+    int nul = open("/dev/null", O_RDWR);
+    CHECK(nul >= 0 && dax_fd_kind(nul) == DAX_FD_OTHER);
+    int pfd[2];
+    CHECK(pipe(pfd) == 0 && dax_fd_kind(pfd[0]) == DAX_FD_OTHER);
+    close(pfd[0]);
+    close(pfd[1]);
+    errno = 0;
+    CHECK(dax_fd_kind(nul + 1000) == -1 && errno == EBADF && strlen(dax_errormsg()) > 0);
+    close(nul);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp");
+    fd_kinds();
     bad_input();
     adopt();
     sync_paths();

@@ -182,6 +182,27 @@ struct sigaction;
 #define DAXPMEM_MEM_NOFLUSH 32
 
 /**
+ * dax_fd_kind(): fd is something else (a pipe, a socket, a directory, another
+ * character device).
+ */
+#define DAX_FD_OTHER 0
+
+/**
+ * dax_fd_kind(): a regular file without the DAX attribute (page cache).
+ */
+#define DAX_FD_FILE 1
+
+/**
+ * dax_fd_kind(): a regular file with the DAX attribute (statx STATX_ATTR_DAX).
+ */
+#define DAX_FD_FSDAX 2
+
+/**
+ * dax_fd_kind(): a device DAX character device.
+ */
+#define DAX_FD_DEVDAX 3
+
+/**
  * dax_adopt(): the range was mapped with MAP_SHARED_VALIDATE|MAP_SYNC.
  */
 #define DAX_ADOPT_MAP_SYNC 65536
@@ -539,6 +560,13 @@ int dax_unmap_range(void *addr, size_t len);
  * else, -1 with errno if it cannot be inspected (stat's errno; EINVAL for NULL).
  */
 int dax_is_devdax(const char *path);
+
+/**
+ * What the open descriptor fd is (DAX_FD_*), as dax_map would see it: for layers that
+ * decide how to map a descriptor (the preload library's mmap hook). Returns a DAX_FD_*
+ * value, or -1 with errno (fstat's: EBADF for a descriptor that is not open).
+ */
+int dax_fd_kind(int fd);
 
 /**
  * Set this thread's dax_errormsg() text (truncated to 1023 bytes) without touching

@@ -58,9 +58,6 @@
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
 #endif
-#ifndef STATX_ATTR_DAX
-#define STATX_ATTR_DAX 0x00200000
-#endif
 
 /* Configuration bits, from the environment, read once by the constructor. */
 #define CONF_DISABLE 1u    /* DAXPMEM_PRELOAD_DISABLE=1: pass everything through */
@@ -246,31 +243,17 @@ enum kind { K_OTHER, K_FSDAX, K_DEVDAX, K_PLAIN_FILE };
 
 static enum kind fd_kind(int fd)
 {
-	struct statx sx;
-
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE, &sx) != 0)
-		return K_OTHER;
-	if (S_ISREG(sx.stx_mode)) {
-		if ((sx.stx_attributes_mask & STATX_ATTR_DAX) && (sx.stx_attributes & STATX_ATTR_DAX))
-			return K_FSDAX;
+	/* The core's probe (statx's DAX attribute, device DAX through sysfs). */
+	switch (dax_fd_kind(fd)) {
+	case DAX_FD_FSDAX:
+		return K_FSDAX;
+	case DAX_FD_DEVDAX:
+		return K_DEVDAX;
+	case DAX_FD_FILE:
 		return (R.conf & CONF_ADOPT_ALL) ? K_PLAIN_FILE : K_OTHER;
+	default:
+		return K_OTHER;
 	}
-	if (S_ISCHR(sx.stx_mode)) {
-		/* Device DAX: /sys/dev/char/M:m/subsystem -> .../class/dax or .../bus/dax */
-		char path[64], link[256];
-		ssize_t n;
-		const char *base;
-		snprintf(path, sizeof path, "/sys/dev/char/%u:%u/subsystem",
-			 sx.stx_rdev_major, sx.stx_rdev_minor);
-		n = readlink(path, link, sizeof link - 1);
-		if (n <= 0)
-			return K_OTHER;
-		link[n] = '\0';
-		base = strrchr(link, '/');
-		base = base ? base + 1 : link;
-		return strcmp(base, "dax") == 0 ? K_DEVDAX : K_OTHER;
-	}
-	return K_OTHER;
 }
 
 /* Sync and forget every daxpmem mapping that overlaps [a, a+len): they become the

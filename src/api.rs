@@ -1295,6 +1295,25 @@ pub(crate) mod hooks {
         (c.flush.c_name(), c.nt.c_name())
     }
 
+    /// What the open descriptor `fd` is, for the preload's mmap hook: 3 device DAX, 2 a
+    /// regular file with the DAX attribute, 1 another regular file, 0 anything else
+    /// (`dax_fd_kind`). The core's own probe (statx and sysfs), so the shim does not
+    /// keep a copy of it.
+    pub(crate) fn fd_kind(fd: i32) -> Result<u32> {
+        // SAFETY: an all-zero stat is a valid out-buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: st is a valid out-pointer; fstat only reads fd.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(Error::last_os(format!("fd kind: fstat {fd}")));
+        }
+        Ok(match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG if map::file_is_dax(fd) == Some(true) => 2,
+            libc::S_IFREG => 1,
+            libc::S_IFCHR if map::devdax_geometry(&st).is_some() => 3,
+            _ => 0,
+        })
+    }
+
     /// The write-back stride.
     pub(crate) fn line() -> usize {
         crate::cpu::config().line

@@ -40,6 +40,31 @@ pub extern "C" fn dax_is_devdax(path: *const c_char) -> c_int {
     })
 }
 
+/// dax_fd_kind(): fd is something else (a pipe, a socket, a directory, another
+/// character device).
+pub const DAX_FD_OTHER: c_int = 0;
+/// dax_fd_kind(): a regular file without the DAX attribute (page cache).
+pub const DAX_FD_FILE: c_int = 1;
+/// dax_fd_kind(): a regular file with the DAX attribute (statx STATX_ATTR_DAX).
+pub const DAX_FD_FSDAX: c_int = 2;
+/// dax_fd_kind(): a device DAX character device.
+pub const DAX_FD_DEVDAX: c_int = 3;
+
+/// What the open descriptor fd is (DAX_FD_*), as dax_map would see it: for layers that
+/// decide how to map a descriptor (the preload library's mmap hook). Returns a DAX_FD_*
+/// value, or -1 with errno (fstat's: EBADF for a descriptor that is not open).
+#[no_mangle]
+pub extern "C" fn dax_fd_kind(fd: c_int) -> c_int {
+    guard("dax_fd_kind", "fd kind", -1, || {
+        Ok(match hooks::fd_kind(fd)? {
+            3 => DAX_FD_DEVDAX,
+            2 => DAX_FD_FSDAX,
+            1 => DAX_FD_FILE,
+            _ => DAX_FD_OTHER,
+        })
+    })
+}
+
 /// Set this thread's dax_errormsg() text (truncated to 1023 bytes) without touching
 /// errno: for libraries layered on daxpmem (the libpmem compatibility library) that
 /// report their own errors through it. NULL sets the empty message.
