@@ -37,7 +37,8 @@ use std::sync::atomic::{
 
 /// Records (threads with a ring) at most.
 const NREC: usize = 64;
-/// Entries per ring (8 bytes each: 128 KiB per ring, backed as it is used).
+/// Entries per ring (8 bytes each: 128 KiB per ring, 8 MiB for all in the library's
+/// .bss, backed as it is used).
 const CAP: u64 = 1 << 14;
 
 /// An entry is a mark-log entry (`marklog::key`, below 2^63) of the mapping named by
@@ -102,6 +103,16 @@ const FREE: Rec = Rec {
 };
 
 static RECS: [Rec; NREC] = [FREE; NREC];
+
+/// The rings' memory: static (zero pages until used), not mapped when a thread first
+/// marks: a mapping made then lands in whatever hole the address space has, e.g. right
+/// after a daxpmem mapping, where a program's msync past the end of its mapping would
+/// then succeed instead of failing with ENOMEM (the preload's errno matrix saw it).
+struct RingMem(std::cell::UnsafeCell<[u64; NREC * CAP as usize]>);
+// SAFETY: the memory is reached only as AtomicU64 entries (same layout as u64), each
+// ring's by its record's owner and consumers (see the module doc).
+unsafe impl Sync for RingMem {}
+static RING_MEM: RingMem = RingMem(std::cell::UnsafeCell::new([0; NREC * CAP as usize]));
 /// Records ever claimed, one bit each (a sync looks at these only).
 static CLAIMED: AtomicU64 = AtomicU64::new(0);
 /// Off when DAXPMEM_NO_MARK_RINGS=1 (for A/B measurements), decided once.
@@ -162,11 +173,12 @@ fn claim(r: &'static Rec, me: u64) -> Option<&'static Rec> {
         // Another thread took it at the same moment; the next mark probes again.
         return None;
     }
-    if r.p.ring.load(Acquire).is_null() {
-        let p = crate::sys::anon_region((CAP as usize) * std::mem::size_of::<Entry>()).ok()?;
-        r.p.ring.store(p.cast(), Release);
-    }
     let i = (r as *const Rec as usize - RECS.as_ptr() as usize) / std::mem::size_of::<Rec>();
+    if r.p.ring.load(Acquire).is_null() {
+        // SAFETY: record i's own CAP entries of the static ring memory (i < NREC).
+        let p = unsafe { (RING_MEM.0.get() as *mut Entry).add(i * CAP as usize) };
+        r.p.ring.store(p, Release);
+    }
     CLAIMED.fetch_or(1 << i, Release);
     Some(r)
 }
