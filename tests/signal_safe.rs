@@ -47,16 +47,24 @@ unsafe extern "C" {
     safe fn daxpmem_memset(dst: *mut c_void, c: c_int, len: size_t, flags: c_uint) -> *mut c_void;
 }
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
+// Per thread: the test harness's main thread may allocate while a case runs (its channel
+// wait registers a waker on first use; that raced the first case on a cold start and
+// counted 4 allocations that were not the library's).
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.load(SeqCst) {
+        // try_with: no allocation (const initialiser, no destructor), and no panic while
+        // the thread's locals are being torn down.
+        if COUNTING.try_with(Cell::get).unwrap_or(false) {
             ALLOCS.fetch_add(1, SeqCst);
         }
         // SAFETY: forwarded.
@@ -71,12 +79,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// Allocations made by `f` on this thread (the test runs one thread at a time).
+/// Allocations made by `f` on this thread.
 fn allocs(f: impl FnOnce()) -> usize {
     ALLOCS.store(0, SeqCst);
-    COUNTING.store(true, SeqCst);
+    COUNTING.with(|c| c.set(true));
     f();
-    COUNTING.store(false, SeqCst);
+    COUNTING.with(|c| c.set(false));
     ALLOCS.load(SeqCst)
 }
 
