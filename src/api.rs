@@ -1314,6 +1314,25 @@ pub(crate) mod hooks {
         })
     }
 
+    pub(crate) use crate::rings::Fast as RingMark;
+
+    /// `dax_mark_dirty`'s common case (`handle::mark_ring`), inlined into it:
+    /// `RingMark::Done`, or call `mark_slow` (`No`) or `mark_key` (`Key`).
+    #[inline(always)]
+    pub(crate) fn mark_ring(h: MapHandle, addr: usize, len: usize) -> RingMark {
+        handle::mark_ring(h.raw(), addr, len)
+    }
+
+    /// Mark the lines of a `RingMark::Key` through the mapping's shared log.
+    pub(crate) fn mark_key(h: MapHandle, k: u64) -> Result<()> {
+        handle::mark_key(h.raw(), k)
+    }
+
+    /// The rest of a mark `mark_ring` did not do (`RingMark::No`).
+    pub(crate) fn mark_slow(h: MapHandle, addr: usize, len: usize) -> Result<()> {
+        handle::mark_slow(h.raw(), addr, len)
+    }
+
     /// The write-back stride.
     pub(crate) fn line() -> usize {
         crate::cpu::config().line

@@ -163,6 +163,15 @@ pub fn config() -> &'static Config {
     &decided().base
 }
 
+/// The configuration if it was decided already (always, once a mapping exists): one
+/// load, no call (the mark's fast path, which must not grow a stack frame).
+#[inline(always)]
+pub fn config_if_decided() -> Option<&'static Config> {
+    let p = CURRENT.load(Ordering::Acquire);
+    // SAFETY: as in `decided`.
+    (!p.is_null()).then(|| unsafe { &(*p).base })
+}
+
 /// The configuration and its flag variants, decided on first use.
 #[inline]
 pub fn decided() -> &'static Decided {

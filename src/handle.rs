@@ -28,6 +28,7 @@ fn encode(idx: u32, gen: u64) -> *mut Handle {
     (((gen as usize) << GEN_SHIFT) | ((idx as usize) << IDX_SHIFT) | MAGIC) as *mut Handle
 }
 
+#[inline(always)]
 fn decode(h: *const Handle) -> Option<(usize, u64)> {
     let v = h as usize;
     if v & 0xF != MAGIC {
@@ -38,26 +39,69 @@ fn decode(h: *const Handle) -> Option<(usize, u64)> {
     (gen != 0 && gen <= GEN_MASK).then_some((idx, gen))
 }
 
+/// `mark`'s common case alone (`rings::mark_fast`), inlined into its caller with no
+/// call and no frame of its own. `Fast::No`: call `mark_slow`; `Fast::Key(k)`: call
+/// `mark_key`.
+#[inline(always)]
+pub fn mark_ring(h: *const Handle, addr: usize, len: usize) -> crate::rings::Fast {
+    match decode(h) {
+        Some((idx, gen)) if len != 0 => crate::rings::mark_fast(idx, gen, addr, len),
+        _ => crate::rings::Fast::No,
+    }
+}
+
+fn gone(what: &'static str) -> Error {
+    Error::at(
+        libc::EBADF,
+        what,
+        "the mapping was unmapped or split while the call ran",
+    )
+}
+
+/// Mark the lines of entry `k` (`marklog::key`, from `mark_ring`, inside the mapping
+/// when it was computed) through the mapping's shared log: what `mark_ring` found
+/// inside the mapping and could not put in the ring. EBADF when the mapping is gone.
+#[cold]
+#[inline(never)]
+pub fn mark_key(h: *const Handle, k: u64) -> Result<()> {
+    let m = get(h, "mark")?.no_reap();
+    let (f, c) = crate::marklog::unkey(k);
+    let a = m.addr() + (f << m.line_shift);
+    let end = (a + (c << m.line_shift)).min(m.addr() + m.len());
+    m.check_inside("mark", a, end - a)?;
+    m.mark(a, end - a);
+    if m.dead.load(SeqCst) {
+        return Err(gone("mark"));
+    }
+    Ok(())
+}
+
 /// Mark `[addr, addr+len)` of the mapping `h` dirty: through this thread's mark ring
 /// when it can (no locked instruction: rings.rs), else through the mapping's shared
 /// log or index, which also says what is wrong with the arguments. EBADF when the
 /// mapping was unmapped or split while the call ran (the mark landed in a retired
 /// mapping no sync takes: after a split, mark through the part's handle).
 /// Async-signal-safe: no lock, no allocation, errors are static text.
+#[inline]
 pub fn mark(h: *const Handle, addr: usize, len: usize) -> Result<()> {
+    match mark_ring(h, addr, len) {
+        crate::rings::Fast::Done => Ok(()),
+        crate::rings::Fast::Key(k) => mark_key(h, k),
+        crate::rings::Fast::No => mark_slow(h, addr, len),
+    }
+}
+
+/// `mark` when `mark_ring` could not: a thread's first mark or one whose record is not
+/// where it looks first (the ring all the same), or the shared log, or an error.
+#[cold]
+#[inline(never)]
+pub fn mark_slow(h: *const Handle, addr: usize, len: usize) -> Result<()> {
     const WHAT: &str = "mark";
-    let gone = || {
-        Error::at(
-            libc::EBADF,
-            WHAT,
-            "the mapping was unmapped or split while the call ran",
-        )
-    };
     if len != 0 {
         if let Some((idx, gen)) = decode(h) {
             match crate::rings::mark(idx, gen, addr, len) {
                 Some(true) => return Ok(()),
-                Some(false) => return Err(gone()),
+                Some(false) => return Err(gone(WHAT)),
                 None => {}
             }
         }
@@ -69,7 +113,7 @@ pub fn mark(h: *const Handle, addr: usize, len: usize) -> Result<()> {
     m.check_inside(WHAT, addr, len)?;
     m.mark(addr, len);
     if m.dead.load(SeqCst) {
-        return Err(gone());
+        return Err(gone(WHAT));
     }
     Ok(())
 }

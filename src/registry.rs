@@ -138,7 +138,7 @@ pub fn acquire(idx: usize, gen: u64) -> Option<Ref> {
 /// `gen`, read without taking a user (a seqlock: the state, the range, the state again;
 /// the slots are never freed). For marks that touch no mapping memory (rings.rs).
 /// Async-signal-safe.
-#[inline]
+#[inline(always)]
 pub fn live_range(idx: usize, gen: u64) -> Option<(usize, usize)> {
     let s = SLOTS.get(idx)?;
     let before = s.state.load(Acquire);

@@ -896,3 +896,112 @@ fn dirty_lines_counts_ring_marks() {
     daxpmem::sync::sync(&m[1], m[1].addr(), len).unwrap();
     assert_eq!(daxpmem::sync::dirty_lines(&m[1]), 0);
 }
+
+/// A signal handler that marks on the thread it interrupted, often in the middle of
+/// that thread's own mark (the ring's `depth`: the nested mark goes through the shared
+/// log), or in the middle of a sync: every mark, the handler's and the thread's, made
+/// before a sync began is written back by it or an earlier one.
+#[test]
+fn trace_marks_from_a_signal_handler_are_never_lost() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+    const HMAX: usize = 1 << 16;
+    static H: AtomicUsize = AtomicUsize::new(0);
+    static BASE: AtomicUsize = AtomicUsize::new(0);
+    static LINE: AtomicUsize = AtomicUsize::new(0);
+    static N: AtomicUsize = AtomicUsize::new(0);
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    #[allow(clippy::declare_interior_mutable_const)]
+    const Z: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+    // (line, tick before the write, tick after the mark) of each handler mark.
+    static HEV: [[AtomicU64; 3]; HMAX] = [Z; HMAX];
+    extern "C" fn on_usr1(_: libc::c_int) {
+        let i = N.load(SeqCst);
+        if i >= HMAX {
+            return;
+        }
+        let (base, line) = (BASE.load(SeqCst), LINE.load(SeqCst));
+        // The upper half of the mapping is the handler's.
+        let nl = (1 << 20) / line;
+        let l = nl / 2 + (i * 7919) % (nl / 2);
+        let tb = seam::tick();
+        // SAFETY: inside the mapping.
+        unsafe { ((base + l * line) as *mut u64).write_volatile(i as u64) };
+        if daxpmem::handle::mark(H.load(SeqCst) as *const _, base + l * line, 8).is_err() {
+            FAILED.store(true, SeqCst);
+        }
+        let ta = seam::tick();
+        for (c, v) in HEV[i].iter().zip([l as u64, tb, ta]) {
+            c.store(v, SeqCst);
+        }
+        N.store(i + 1, SeqCst);
+    }
+    let len = 1 << 20;
+    let h = daxpmem::handle::new(shm_mapping("sigmark", len, true)).unwrap();
+    let m = daxpmem::handle::get(h, "test").unwrap();
+    let (line, nlines) = (m.line, len / m.line);
+    H.store(h as usize, SeqCst);
+    BASE.store(m.addr(), SeqCst);
+    LINE.store(line, SeqCst);
+    // SAFETY: a plain handler for SIGUSR1, installed before any is sent.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    // SAFETY: this thread's id.
+    let me = unsafe { libc::pthread_self() };
+    let stop = Arc::new(AtomicBool::new(false));
+    let kicker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(SeqCst) && N.load(SeqCst) < HMAX {
+                // SAFETY: the test's thread lives until `stop`.
+                unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
+                std::thread::sleep(std::time::Duration::from_micros(5));
+            }
+        })
+    };
+    let mut rng = Rng(0x5EED);
+    let mut ev = vec![];
+    for i in 0..400_000u64 {
+        if rng.below(50) == 0 {
+            let (lo, hi) = if rng.below(2) == 0 {
+                (0, nlines)
+            } else {
+                let lo = rng.below(nlines as u64) as usize;
+                (lo, (lo + 1 + rng.below(8192) as usize).min(nlines))
+            };
+            ev.push(recorded_sync(&m, lo, hi));
+        } else {
+            let l = rng.below(nlines as u64 / 2) as usize;
+            let tb = seam::tick();
+            // SAFETY: inside the mapping.
+            unsafe { ((m.addr() + l * line) as *mut u64).write_volatile(i) };
+            daxpmem::handle::mark(h, m.addr() + l * line, 8).unwrap();
+            let ta = seam::tick();
+            ev.push(Ev::Mark { line: l, tb, ta });
+        }
+    }
+    stop.store(true, SeqCst);
+    kicker.join().unwrap();
+    ev.push(recorded_sync(&m, 0, nlines));
+    let n = N.load(SeqCst);
+    assert!(!FAILED.load(SeqCst), "a mark in the handler failed");
+    assert!(n > 1000, "too few signals arrived: {n}");
+    for e in HEV.iter().take(n) {
+        let [l, tb, ta] = [0, 1, 2].map(|j| e[j].load(SeqCst));
+        ev.push(Ev::Mark {
+            line: l as usize,
+            tb,
+            ta,
+        });
+    }
+    let checked = check_trace(&ev, nlines);
+    assert!(checked > 20_000, "the trace checked too little: {checked}");
+    // SAFETY: restore the default disposition.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+    drop(m);
+    daxpmem::handle::unmap(h).unwrap();
+}

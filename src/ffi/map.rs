@@ -244,8 +244,29 @@ pub extern "C" fn dax_is_pmem(m: *const dax_map_t) -> c_int {
 /// through the handle of the part, from dax_find()).
 #[no_mangle]
 pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
+    // The common case first, with no frame and no call (it cannot panic): a mark through
+    // this thread's ring. Anything else (and every error) takes the full path.
+    match hooks::mark_ring(MapHandle::of(m.cast()), addr as usize, len) {
+        hooks::RingMark::Done => 0,
+        hooks::RingMark::Key(k) => mark_key(m, k),
+        hooks::RingMark::No => mark_full(m, addr, len),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn mark_key(m: *mut dax_map_t, k: u64) -> c_int {
     guard("dax_mark_dirty", "mark", -1, || {
-        MapHandle::of(m.cast()).mark_as("mark", addr as usize, len)?;
+        hooks::mark_key(MapHandle::of(m.cast()), k)?;
+        Ok(0)
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn mark_full(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int {
+    guard("dax_mark_dirty", "mark", -1, || {
+        hooks::mark_slow(MapHandle::of(m.cast()), addr as usize, len)?;
         Ok(0)
     })
 }
