@@ -228,62 +228,28 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         let r = crate::rings::take(id, |k| order.push(k));
         m.log.drain_keys(order);
         if !spill.is_empty() {
-            order.extend(spill.drain(..));
+            order.extend(spill.drain_all());
             m.log.hold(0);
         }
         r
     } else {
-        // What the spill holds of the range; the rest stays.
-        let mut outside = vec![];
-        spill.retain(|&k| {
+        // What the spill holds of the range (two binary searches); the rest stays.
+        spill.take_range(lo, hi, |k| order.push(k));
+        let from = spill.len();
+        // The new entries: what lies in the range into the sync (the common case, one
+        // comparison), the parts outside into the spill.
+        let mut entry = |k: u64| {
             let (f, c) = crate::marklog::unkey(k);
-            let (s, e) = (f.max(lo), (f + c).min(hi));
-            if s >= e {
-                return true;
-            }
-            order.push(crate::marklog::key(s, e - s));
-            if f < lo {
-                outside.push((f, lo - f));
-            }
-            if f + c > hi {
-                outside.push((hi, f + c - hi));
-            }
-            false
-        });
-        let mut held = spill
-            .iter()
-            .map(|&k| crate::marklog::unkey(k).1 as u64)
-            .sum::<u64>();
-        let mut keep = |f: usize, c: usize, spill: &mut Vec<u64>| {
-            if spill.len() < SPILL_MAX {
-                spill.push(crate::marklog::key(f, c));
-                held += c as u64;
+            if f >= lo && f + c <= hi {
+                order.push(k);
             } else {
-                m.index.mark(f, f + c);
+                outside(m, lo, hi, f, c, order, spill);
             }
         };
-        for (f, c) in outside {
-            keep(f, c, spill);
-        }
-        let mut entry = |f: usize, c: usize| {
-            let (s, e) = (f.max(lo), (f + c).min(hi));
-            if s < e {
-                order.push(crate::marklog::key(s, e - s));
-            }
-            if f < lo {
-                keep(f, lo.min(f + c) - f, spill);
-            }
-            if f + c > hi {
-                let s = hi.max(f);
-                keep(s, f + c - s, spill);
-            }
-        };
-        let r = crate::rings::take(id, |k| {
-            let (f, c) = crate::marklog::unkey(k);
-            entry(f, c)
-        });
-        m.log.drain(&mut entry);
-        m.log.hold(held);
+        let r = crate::rings::take(id, &mut entry);
+        m.log.drain(|f, c| entry(crate::marklog::key(f, c)));
+        spill.settle(from);
+        m.log.hold(spill.lines());
         r
     };
     let mut failed = rings.err().map(|_| reentered("sync"));
@@ -306,6 +272,40 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
     Ok(())
 }
 
+/// A new entry `[f, f+c)` that a ranged sync over `[lo, hi)` does not hold entirely:
+/// its part in the range into the sync, the parts outside kept in the spill (up to
+/// `SPILL_MAX` entries, then in the index). Out of line: the rare case.
+#[cold]
+#[inline(never)]
+fn outside(
+    m: &Mapping,
+    lo: usize,
+    hi: usize,
+    f: usize,
+    c: usize,
+    order: &mut crate::order::Scratch,
+    spill: &mut crate::order::Spill,
+) {
+    let (s, e) = (f.max(lo), (f + c).min(hi));
+    if s < e {
+        order.push(crate::marklog::key(s, e - s));
+    }
+    let mut keep = |f: usize, c: usize| {
+        if spill.len() < SPILL_MAX {
+            spill.push(crate::marklog::key(f, c));
+        } else {
+            m.index.mark(f, f + c);
+        }
+    };
+    if f < lo {
+        keep(f, lo.min(f + c) - f);
+    }
+    if f + c > hi {
+        let s = hi.max(f);
+        keep(s, f + c - s);
+    }
+}
+
 /// Move everything marked into the index: the mark log and a ranged sync's spill (the
 /// caller holds the sync lock: `scratch` is its guard's). Before a split or a punched
 /// hole, which work on the index.
@@ -315,7 +315,7 @@ pub fn all_to_index(m: &Mapping, scratch: &mut SyncScratch, what: &str) -> Resul
         m.index.mark(f, f + c)
     })
     .map_err(|_| reentered(what))?;
-    for k in scratch.spill.drain(..) {
+    for k in scratch.spill.drain_all() {
         let (f, c) = crate::marklog::unkey(k);
         m.index.mark(f, f + c);
     }

@@ -187,7 +187,7 @@ pub struct SyncScratch {
     /// sort's scratch space.
     pub order: crate::order::Scratch,
     /// Mark-log entries a ranged sync took that lie outside its range (sync.rs).
-    pub spill: Vec<u64>,
+    pub spill: crate::order::Spill,
 }
 
 impl Mapping {
