@@ -327,6 +327,14 @@ fn append(r: &Rec, id: u64, k: u64) -> bool {
 /// handed to `own` before that stand.
 #[inline]
 pub fn take(me: u64, mut own: impl FnMut(u64)) -> Result<(), lock::Reentered> {
+    take_runs(me, |run| run.iter().for_each(|e| own(e.load(Relaxed))))
+}
+
+/// `take`, handing mapping `me`'s entries over as runs of consecutive ring entries
+/// (`own(run)`, the entries loaded with `Relaxed`): a caller collects a run with one
+/// extend (the sync: its key statistics stay in registers).
+#[inline]
+pub fn take_runs(me: u64, mut own: impl FnMut(&[Entry])) -> Result<(), lock::Reentered> {
     let mut claimed = CLAIMED.load(Acquire);
     if claimed == 0 || me == 0 {
         return Ok(());
@@ -344,16 +352,36 @@ pub fn take(me: u64, mut own: impl FnMut(u64)) -> Result<(), lock::Reentered> {
         let h = r.c.head.load(Relaxed);
         let t = r.p.tail.load(Acquire);
         let mut cur = r.c.cur.load(Relaxed);
-        for j in h..h + span(h, t) {
+        // The run of `me`'s entries being collected: from `from` up to the current
+        // position (never across the end of the ring's memory).
+        let mut from: Option<u64> = None;
+        let mut flush = |from: &mut Option<u64>, to: u64| {
+            if let Some(f) = from.take() {
+                // SAFETY: positions f..to are published entries of this ring, and
+                // f % CAP .. f % CAP + (to - f) lies within its CAP entries (a run is
+                // cut where the positions wrap).
+                let run = unsafe {
+                    std::slice::from_raw_parts(ring.add((f % CAP) as usize), (to - f) as usize)
+                };
+                own(run);
+            }
+        };
+        let end = h + span(h, t);
+        for j in h..end {
+            if j % CAP == 0 {
+                flush(&mut from, j);
+            }
             let k = entry(ring, j).load(Relaxed);
             if k & RUN != 0 {
+                flush(&mut from, j);
                 cur = k & !RUN;
                 continue;
             }
             if cur == me {
-                own(k);
+                from.get_or_insert(j);
                 continue;
             }
+            flush(&mut from, j);
             let (first, count) = unkey(k);
             let (oi, og) = ((cur >> 40) as usize, cur & registry::GEN_MASK);
             if other.as_ref().is_none_or(|o| o.id() != (oi as u32, og)) {
@@ -365,6 +393,7 @@ pub fn take(me: u64, mut own: impl FnMut(u64)) -> Result<(), lock::Reentered> {
                 }
             }
         }
+        flush(&mut from, end);
         r.c.cur.store(cur, Relaxed);
         r.c.taken.store(t >> 32, Relaxed);
         r.c.head.store(t & POS, Release);

@@ -158,7 +158,10 @@ fn sync_pinned(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) 
 }
 
 fn sync_locked(m: &Mapping, addr: usize, len: usize, scratch: &mut SyncScratch) -> Result<()> {
-    m.counters.syncs.fetch_add(1, Relaxed);
+    // Under the sync lock: a plain add (a locked one costs as much as the rest of a
+    // one-line sync's bookkeeping when stores are in flight).
+    let syncs = &m.counters.syncs;
+    syncs.store(syncs.load(Relaxed) + 1, Relaxed);
     let (lo, hi) = m.lines_of(addr, len);
     if m.track == Track::Kernel {
         // The kernel knows what is dirty: explicit marks on pmem are written back, then
@@ -225,7 +228,9 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
     let rings = if lo == 0 && hi >= m.lines() {
         // The whole mapping: the entries are the keys. The per-thread rings first: what
         // they hold of other mappings goes to those mappings' logs (rings.rs).
-        let r = crate::rings::take(id, |k| order.push(k));
+        let r = crate::rings::take_runs(id, |run| {
+            order.extend(run.iter().map(|e| e.load(Relaxed)))
+        });
         m.log.drain_keys(order);
         if !spill.is_empty() {
             order.extend(spill.drain_all());
