@@ -141,14 +141,15 @@ pub fn acquire(idx: usize, gen: u64) -> Option<Ref> {
 #[inline(always)]
 pub fn live_range(idx: usize, gen: u64) -> Option<(usize, usize)> {
     let s = SLOTS.get(idx)?;
-    let before = s.state.load(Acquire);
-    if before & LIVE == 0 || gen_of(before) != gen {
+    // LIVE with generation `gen`, whatever the users: one mask and one comparison (the
+    // mark's fast path, inlined into dax_mark_dirty, has few registers to spare).
+    let (mask, want) = (!(USERS | ((1 << USER_SHIFT) - 1)) | LIVE, (gen << GEN_SHIFT) | LIVE);
+    if s.state.load(Acquire) & mask != want {
         return None;
     }
     let (start, end) = (s.start.load(Relaxed), s.end.load(Relaxed));
     std::sync::atomic::fence(Acquire);
-    let after = s.state.load(Relaxed);
-    (after & LIVE != 0 && gen_of(after) == gen).then_some((start, end))
+    (s.state.load(Relaxed) & mask == want).then_some((start, end))
 }
 
 /// Whether slot `idx` is LIVE with generation `gen` (one load).

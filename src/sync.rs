@@ -241,18 +241,28 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         // What the spill holds of the range (two binary searches); the rest stays.
         spill.take_range(lo, hi, |k| order.push(k));
         let from = spill.len();
-        // The new entries: what lies in the range into the sync (the common case, one
-        // comparison), the parts outside into the spill.
-        let mut entry = |k: u64| {
+        // The new entries: those wholly in the range into the sync (from the rings a run
+        // at a time, with one extend), the others through `outside`.
+        let inside = |k: u64| {
             let (f, c) = crate::marklog::unkey(k);
-            if f >= lo && f + c <= hi {
-                order.push(k);
+            f >= lo && f + c <= hi
+        };
+        let r = crate::rings::take_runs(id, |run| {
+            order.extend(run.iter().map(|e| e.load(Relaxed)).filter(|&k| inside(k)));
+            for k in run.iter().map(|e| e.load(Relaxed)) {
+                if !inside(k) {
+                    let (f, c) = crate::marklog::unkey(k);
+                    outside(m, lo, hi, f, c, order, spill);
+                }
+            }
+        });
+        m.log.drain(|f, c| {
+            if inside(crate::marklog::key(f, c)) {
+                order.push(crate::marklog::key(f, c));
             } else {
                 outside(m, lo, hi, f, c, order, spill);
             }
-        };
-        let r = crate::rings::take(id, &mut entry);
-        m.log.drain(|f, c| entry(crate::marklog::key(f, c)));
+        });
         spill.settle(from);
         m.log.hold(spill.lines());
         r
