@@ -176,10 +176,11 @@ fn home(me: u64) -> usize {
 #[cold]
 #[inline(never)]
 fn claim(r: &'static Rec, me: u64) -> Option<&'static Rec> {
-    if r.p.owner.compare_exchange(0, me, Acquire, Relaxed).is_err() {
-        // Another thread took it at the same moment; the next mark probes again.
-        return None;
-    }
+    // The ring and the record's CLAIMED bit first, the owner last: a signal handler that
+    // interrupts this thread once the owner is set marks through the record at once,
+    // and its mark must find the ring and be seen by every sync that begins after it
+    // returns. (Both are harmless if another thread wins the record: the ring is the
+    // record's own, and a claimed bit only makes syncs look at the ring.)
     let i = (r as *const Rec as usize - RECS.as_ptr() as usize) / std::mem::size_of::<Rec>();
     if r.p.ring.load(Acquire).is_null() {
         // SAFETY: record i's own CAP entries of the static ring memory (i < NREC).
@@ -187,6 +188,10 @@ fn claim(r: &'static Rec, me: u64) -> Option<&'static Rec> {
         r.p.ring.store(p, Release);
     }
     CLAIMED.fetch_or(1 << i, Release);
+    if r.p.owner.compare_exchange(0, me, AcqRel, Relaxed).is_err() {
+        // Another thread took it at the same moment; the next mark probes again.
+        return None;
+    }
     Some(r)
 }
 
