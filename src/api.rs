@@ -1324,8 +1324,8 @@ pub(crate) mod hooks {
     }
 
     /// Mark the lines of a `RingMark::Key` through the mapping's shared log.
-    pub(crate) fn mark_key(h: MapHandle, k: u64) -> Result<()> {
-        handle::mark_key(h.raw(), k)
+    pub(crate) fn mark_key(id: u64, k: u64) -> Result<()> {
+        handle::mark_key(id, k)
     }
 
     /// The rest of a mark `mark_ring` did not do (`RingMark::No`).

@@ -40,7 +40,7 @@ fn decode(h: *const Handle) -> Option<(usize, u64)> {
 }
 
 /// `mark`'s common case alone (`rings::mark_fast`), inlined into its caller with no
-/// call and no frame of its own. `Fast::No`: call `mark_slow`; `Fast::Key(k)`: call
+/// call and no frame of its own. `Fast::No`: call `mark_slow`; `Fast::Key`: call
 /// `mark_key`.
 #[inline(always)]
 pub fn mark_ring(h: *const Handle, addr: usize, len: usize) -> crate::rings::Fast {
@@ -58,13 +58,15 @@ fn gone(what: &'static str) -> Error {
     )
 }
 
-/// Mark the lines of entry `k` (`marklog::key`, from `mark_ring`, inside the mapping
-/// when it was computed) through the mapping's shared log: what `mark_ring` found
-/// inside the mapping and could not put in the ring. EBADF when the mapping is gone.
+/// Mark the lines of entry `k` (`marklog::key`, from `mark_ring`, inside mapping `id`
+/// (`registry::id_of`) when it was computed) through the mapping's shared log: what
+/// `mark_ring` found inside the mapping and could not put in the ring. EBADF when the
+/// mapping is gone.
 #[cold]
 #[inline(never)]
-pub fn mark_key(h: *const Handle, k: u64) -> Result<()> {
-    let m = get(h, "mark")?.no_reap();
+pub fn mark_key(id: u64, k: u64) -> Result<()> {
+    let (idx, gen) = ((id >> 40) as u32, id & crate::registry::GEN_MASK);
+    let m = get(encode(idx, gen), "mark")?.no_reap();
     let (f, c) = crate::marklog::unkey(k);
     let a = m.addr() + (f << m.line_shift);
     let end = (a + (c << m.line_shift)).min(m.addr() + m.len());
@@ -86,7 +88,7 @@ pub fn mark_key(h: *const Handle, k: u64) -> Result<()> {
 pub fn mark(h: *const Handle, addr: usize, len: usize) -> Result<()> {
     match mark_ring(h, addr, len) {
         crate::rings::Fast::Done => Ok(()),
-        crate::rings::Fast::Key(k) => mark_key(h, k),
+        crate::rings::Fast::Key { id, k } => mark_key(id, k),
         crate::rings::Fast::No => mark_slow(h, addr, len),
     }
 }

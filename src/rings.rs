@@ -224,10 +224,12 @@ pub enum Fast {
     /// Not here (no ring for this thread where it looks first, bad handle, range
     /// outside the mapping or too long): `mark` with the same arguments.
     No,
-    /// The range is inside the mapping and is these lines (a `marklog::key`), but the
-    /// ring could not take them (nested mark, full ring) or the mapping was unmapped or
-    /// split meanwhile: mark them through the shared path (`handle::mark_key`).
-    Key(u64),
+    /// The range is inside the mapping (`id`: `id_of`) and is these lines (`k`, a
+    /// `marklog::key`), but the ring could not take them (nested mark, full ring) or the
+    /// mapping was unmapped or split meanwhile: mark them through the shared path
+    /// (`handle::mark_key`). The mapping comes back as its id, not as the caller's
+    /// handle, so that the caller need not keep its arguments.
+    Key { id: u64, k: u64 },
 }
 
 /// `mark` for a thread whose record is where it looks first (nearly every thread).
@@ -251,7 +253,10 @@ pub fn mark_fast(idx: usize, gen: u64, addr: usize, len: usize) -> Fast {
         return Fast::No;
     };
     if r.p.depth.load(Relaxed) != 0 {
-        return Fast::Key(k);
+        return Fast::Key {
+            id: id_of(idx, gen),
+            k,
+        };
     }
     r.p.depth.store(1, Relaxed);
     compiler_fence(SeqCst);
@@ -261,7 +266,10 @@ pub fn mark_fast(idx: usize, gen: u64, addr: usize, len: usize) -> Fast {
     if done && registry::is_live_id(idx, gen) {
         Fast::Done
     } else {
-        Fast::Key(k)
+        Fast::Key {
+            id: id_of(idx, gen),
+            k,
+        }
     }
 }
 

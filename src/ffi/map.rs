@@ -248,16 +248,16 @@ pub extern "C" fn dax_mark_dirty(m: *mut dax_map_t, addr: *const c_void, len: si
     // this thread's ring. Anything else (and every error) takes the full path.
     match hooks::mark_ring(MapHandle::of(m.cast()), addr as usize, len) {
         hooks::RingMark::Done => 0,
-        hooks::RingMark::Key(k) => mark_key(m, k),
+        hooks::RingMark::Key { id, k } => mark_key(id, k),
         hooks::RingMark::No => mark_full(m, addr, len),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn mark_key(m: *mut dax_map_t, k: u64) -> c_int {
+fn mark_key(id: u64, k: u64) -> c_int {
     guard("dax_mark_dirty", "mark", -1, || {
-        hooks::mark_key(MapHandle::of(m.cast()), k)?;
+        hooks::mark_key(id, k)?;
         Ok(0)
     })
 }
