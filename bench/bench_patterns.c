@@ -13,7 +13,6 @@
  *   c4     min(4, k) ranged dax_syncs, each over a quarter of the records (by address),
  *          timed together
  *   d      two threads store and mark k/2 records each, a third (this one) syncs
- *          (after the two have gone back to sleep: 200 us)
  *   e1     1-byte records (one random byte of each line), marked with len 1
  *   e64    64-byte records (= a, a second time: the noise between two equal candidates)
  *   e4K    4 KiB records (64 lines each, page-aligned)
@@ -146,11 +145,6 @@ static double run(int p, int oracle, size_t k, uint64_t *offs, uint32_t *extra, 
         job_k = k;
         pthread_barrier_wait(&bar); /* go */
         pthread_barrier_wait(&bar); /* done */
-        /* Let the helpers block on the next barrier before the timing starts: woken by
-         * this one, they would otherwise still be running, and with three runnable
-         * threads on a 2-CPU machine the timed sync (and its oracle) waited for the
-         * scheduler (measured 2026-12-03: oracle 0.66 us at k = 1, 11x a's). */
-        usleep(200);
     } else {
         for (size_t i = 0; i < k; i++) {
             memset(base + offs[i], v, rec);
