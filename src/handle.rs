@@ -231,6 +231,60 @@ fn retire(
     Ok(())
 }
 
+/// `retire` for a split, where the marks made through the old handle must not be lost:
+/// they go to the pieces. `before` (under the sync lock) drains every mark into the
+/// index and makes the pieces, which take the index's lines; then the mapping is retired
+/// with every ring frozen (no sync can forward its entries and drop them as retired);
+/// a process-wide barrier makes visible every ring entry whose mark saw the mapping
+/// live (a mark appends, then checks liveness, with plain stores and loads: a mark that
+/// saw it retired fails with EBADF); the entries and the shared log that arrived
+/// meanwhile go to the index, and `after` hands them to the pieces and registers them.
+fn retire_keeping_marks(
+    r: &Ref,
+    what: &'static str,
+    before: impl FnOnce(&Mapping, &mut crate::map::SyncScratch) -> Result<Vec<Mapping>>,
+    after: impl FnOnce(&Mapping, &mut crate::map::SyncScratch, Vec<Mapping>) -> Result<()>,
+) -> Result<()> {
+    let mut g = r.sync_lock.lock().map_err(|_| map::reentered(what))?;
+    if r.dead.load(SeqCst) {
+        return Err(bad(what));
+    }
+    // The barrier is needed below, after the retirement: fail now, with nothing changed,
+    // if the process has none (membarrier refused).
+    crate::sys::process_barrier()?;
+    let pieces = before(r, &mut g)?;
+    // Nothing below may drop a piece that owns its memory: the old mapping still does.
+    let give_up = |pieces: Vec<Mapping>| pieces.iter().for_each(|p| p.disown_memory());
+    let frozen = match crate::rings::Frozen::all() {
+        Ok(f) => f,
+        Err(_) => {
+            give_up(pieces);
+            return Err(map::reentered(what));
+        }
+    };
+    let mut won = false;
+    crate::sync::retire(r, || won = registry::retire(r));
+    if !won {
+        give_up(pieces);
+        return Err(bad(what));
+    }
+    r.dead.store(true, SeqCst);
+    // Without the barrier a mark may have passed its liveness check with its entry
+    // still in its CPU's store buffer: nothing else makes it visible here in time. (It
+    // worked a moment ago; should it fail now, the entries already visible are taken.)
+    let _ = crate::sys::process_barrier();
+    frozen.take(r.reg_id.load(SeqCst), |k| {
+        let (f, c) = crate::marklog::unkey(k);
+        r.index.mark(f, f + c)
+    });
+    drop(frozen);
+    if let Err(e) = crate::sync::all_to_index(r, &mut g, what) {
+        give_up(pieces);
+        return Err(e);
+    }
+    after(r, &mut g, pieces)
+}
+
 /// Unmap: unregister and release the mapping. If another thread is still inside a call
 /// on it, the memory is unmapped when that call returns (the address range stays
 /// reserved until then).
@@ -395,22 +449,33 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         false
     });
     for m in hit {
-        let r = retire(&m, "unmap range", |m, scratch| {
-            crate::sync::all_to_index(m, scratch, "unmap range")?;
-            let mut pieces = vec![];
-            if m.addr() < addr {
-                pieces.push(m.piece(m.addr(), addr - m.addr())?);
-            }
-            if end < m.addr() + m.len() {
-                pieces.push(m.piece(end, m.addr() + m.len() - end)?);
-            }
-            // The pieces own their parts now; the old mapping owns nothing.
-            m.disown_memory();
-            for p in pieces {
-                new(p)?;
-            }
-            Ok(())
-        });
+        let r = retire_keeping_marks(
+            &m,
+            "unmap range",
+            |m, scratch| {
+                crate::sync::all_to_index(m, scratch, "unmap range")?;
+                let mut pieces = vec![];
+                if m.addr() < addr {
+                    pieces.push(m.piece(m.addr(), addr - m.addr())?);
+                }
+                if end < m.addr() + m.len() {
+                    pieces.push(m.piece(end, m.addr() + m.len() - end)?);
+                }
+                Ok(pieces)
+            },
+            |m, _, pieces| {
+                for p in &pieces {
+                    // What was marked since the pieces were made.
+                    m.move_lines_to(p);
+                }
+                // The pieces own their parts now; the old mapping owns nothing.
+                m.disown_memory();
+                for p in pieces {
+                    new(p)?;
+                }
+                Ok(())
+            },
+        );
         match r {
             // Another unmap retired it first: it unmaps the whole of it.
             Err(e) if e.errno == libc::EBADF => continue,

@@ -25,6 +25,14 @@
 //! returned before a sync began is therefore taken by that sync: it is in a ring, or
 //! forwarded into the shared log the sync drains after the rings.
 //!
+//! A split (handle.rs, `retire_keeping_marks`) retires the old mapping with every
+//! consumer lock held (`Frozen`), so no sync forwards its entries meanwhile (it would
+//! find the mapping retired and drop them), then runs a process-wide barrier
+//! (`sys::process_barrier`): a mark appends, then checks that its mapping is live, with
+//! a plain store and a plain load, so without the barrier an entry whose mark saw the
+//! mapping live could still sit in its CPU's store buffer. Then it takes the entries
+//! into the pieces.
+//!
 //! Fork: the child keeps every published entry; a mark another thread had half
 //! written is simply not published; consumer locks and depths are reset.
 
@@ -148,8 +156,8 @@ pub fn init() {
     let _ = enabled();
 }
 
-/// This thread's record, claimed on first use (None: the table is full, or no ring
-/// could be mapped). Async-signal-safe.
+/// This thread's record, claimed on first use (None: the table is full, or another
+/// thread won the free record this one tried). Async-signal-safe.
 #[inline]
 fn mine() -> Option<&'static Rec> {
     let me = lock::self_id();
@@ -222,7 +230,8 @@ pub enum Fast {
     /// Marked.
     Done,
     /// Not here (no ring for this thread where it looks first, bad handle, range
-    /// outside the mapping or too long): `mark` with the same arguments.
+    /// outside the mapping or too long): `handle::mark_slow` with the same arguments
+    /// (which still uses this thread's ring when it has one elsewhere).
     No,
     /// The range is inside the mapping (`id`: `id_of`) and is these lines (`k`, a
     /// `marklog::key`), but the ring could not take them (nested mark, full ring) or the
@@ -361,57 +370,104 @@ pub fn take_runs(me: u64, mut own: impl FnMut(&[Entry])) -> Result<(), lock::Ree
             continue;
         }
         let _g = r.c.lock.lock()?;
-        let ring = r.p.ring.load(Acquire);
-        let h = r.c.head.load(Relaxed);
-        let t = r.p.tail.load(Acquire);
-        let mut cur = r.c.cur.load(Relaxed);
-        // The run of `me`'s entries being collected: from `from` up to the current
-        // position (never across the end of the ring's memory).
-        let mut from: Option<u64> = None;
-        let mut flush = |from: &mut Option<u64>, to: u64| {
-            if let Some(f) = from.take() {
-                // SAFETY: positions f..to are published entries of this ring, and
-                // f % CAP .. f % CAP + (to - f) lies within its CAP entries (a run is
-                // cut where the positions wrap).
-                let run = unsafe {
-                    std::slice::from_raw_parts(ring.add((f % CAP) as usize), (to - f) as usize)
-                };
-                own(run);
-            }
-        };
-        let end = h + span(h, t);
-        for j in h..end {
-            if j % CAP == 0 {
-                flush(&mut from, j);
-            }
-            let k = entry(ring, j).load(Relaxed);
-            if k & RUN != 0 {
-                flush(&mut from, j);
-                cur = k & !RUN;
-                continue;
-            }
-            if cur == me {
-                from.get_or_insert(j);
-                continue;
-            }
-            flush(&mut from, j);
-            let (first, count) = unkey(k);
-            let (oi, og) = ((cur >> 40) as usize, cur & registry::GEN_MASK);
-            if other.as_ref().is_none_or(|o| o.id() != (oi as u32, og)) {
-                other = registry::acquire(oi, og);
-            }
-            if let Some(o) = &other {
-                if !o.log.push(first, count) {
-                    o.index.mark(first, first + count);
-                }
-            }
-        }
-        flush(&mut from, end);
-        r.c.cur.store(cur, Relaxed);
-        r.c.taken.store(t >> 32, Relaxed);
-        r.c.head.store(t & POS, Release);
+        take_locked(r, me, &mut own, &mut other);
     }
     Ok(())
+}
+
+/// Take ring `r`'s published entries (its consumer lock held): `me`'s to `own` as runs,
+/// the others forwarded to their mappings' shared logs (`other`: the mapping of the
+/// latest forwarded entry, kept between calls).
+#[inline(always)]
+fn take_locked(
+    r: &Rec,
+    me: u64,
+    own: &mut impl FnMut(&[Entry]),
+    other: &mut Option<registry::Ref>,
+) {
+    let ring = r.p.ring.load(Acquire);
+    let h = r.c.head.load(Relaxed);
+    let t = r.p.tail.load(Acquire);
+    if ring.is_null() || span(h, t) == 0 {
+        return;
+    }
+    let mut cur = r.c.cur.load(Relaxed);
+    // The run of `me`'s entries being collected: from `from` up to the current
+    // position (never across the end of the ring's memory).
+    let mut from: Option<u64> = None;
+    let mut flush = |from: &mut Option<u64>, to: u64| {
+        if let Some(f) = from.take() {
+            // SAFETY: positions f..to are published entries of this ring, and
+            // f % CAP .. f % CAP + (to - f) lies within its CAP entries (a run is
+            // cut where the positions wrap).
+            let run = unsafe {
+                std::slice::from_raw_parts(ring.add((f % CAP) as usize), (to - f) as usize)
+            };
+            own(run);
+        }
+    };
+    let end = h + span(h, t);
+    for j in h..end {
+        if j % CAP == 0 {
+            flush(&mut from, j);
+        }
+        let k = entry(ring, j).load(Relaxed);
+        if k & RUN != 0 {
+            flush(&mut from, j);
+            cur = k & !RUN;
+            continue;
+        }
+        if cur == me {
+            from.get_or_insert(j);
+            continue;
+        }
+        flush(&mut from, j);
+        let (first, count) = unkey(k);
+        let (oi, og) = ((cur >> 40) as usize, cur & registry::GEN_MASK);
+        if other.as_ref().is_none_or(|o| o.id() != (oi as u32, og)) {
+            *other = registry::acquire(oi, og);
+        }
+        if let Some(o) = other.as_ref() {
+            if !o.log.push(first, count) {
+                o.index.mark(first, first + count);
+            }
+        }
+    }
+    flush(&mut from, end);
+    r.c.cur.store(cur, Relaxed);
+    r.c.taken.store(t >> 32, Relaxed);
+    r.c.head.store(t & POS, Release);
+}
+
+/// Every ring's consumer lock, held: while it lives no sync takes a ring, so none can
+/// forward a mapping's entries and drop them because the mapping was just retired
+/// (`handle::retire_keeping_marks`, a split: the marks made through the old handle
+/// before its retirement move to the pieces).
+pub struct Frozen {
+    _guards: Vec<lock::Guard<'static, ()>>,
+}
+
+impl Frozen {
+    /// Take every record's consumer lock (all `NREC`, claimed or not, in order: a
+    /// record claimed meanwhile is covered too). Err when this thread holds one (a
+    /// signal handler that interrupted a sync's take).
+    pub fn all() -> Result<Frozen, lock::Reentered> {
+        let mut g = Vec::with_capacity(NREC);
+        for r in RECS.iter() {
+            g.push(r.c.lock.lock()?);
+        }
+        Ok(Frozen { _guards: g })
+    }
+
+    /// Take every ring's published entries: mapping `me`'s to `own`, the others
+    /// forwarded as a sync does.
+    pub fn take(&self, me: u64, mut own: impl FnMut(u64)) {
+        let mut other = None;
+        let mut runs = |run: &[Entry]| run.iter().for_each(|e| own(e.load(Relaxed)));
+        for r in RECS.iter() {
+            take_locked(r, me, &mut runs, &mut other);
+        }
+    }
 }
 
 /// Entries waiting in the rings, of every mapping (a sync's estimate of what it takes:

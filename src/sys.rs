@@ -175,6 +175,37 @@ impl Drop for SignalsBlocked {
     }
 }
 
+/// A full memory barrier on every thread of the process that is running now (the
+/// others pass one when they are scheduled again): `membarrier(2)`, private expedited
+/// (registered on first use, and again in a forked child, whose memory map is new),
+/// else the global command. For the rare side of an asymmetric protocol whose common
+/// side uses plain stores and loads (rings.rs: a mark's append, then its liveness
+/// check). Async-signal-safe (system calls only). Err when neither command works.
+pub fn process_barrier() -> Result<()> {
+    const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+    const GLOBAL: libc::c_long = 1 << 0;
+    let call = |cmd: libc::c_long| {
+        // SAFETY: membarrier takes no pointers.
+        let r = unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        }
+    };
+    match call(PRIVATE_EXPEDITED) {
+        Ok(()) => return Ok(()),
+        Err(libc::EPERM) => {
+            if call(REGISTER_PRIVATE_EXPEDITED).is_ok() && call(PRIVATE_EXPEDITED).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(_) => {}
+    }
+    call(GLOBAL).map_err(|e| Error::new(e, "membarrier: no process-wide barrier"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -185,5 +216,11 @@ mod tests {
         assert_eq!(e.errno, libc::EINVAL);
         let e = super::msync(0x1000, 4096, libc::MS_SYNC).unwrap_err();
         assert_eq!(e.errno, libc::ENOMEM);
+    }
+
+    #[test]
+    fn process_barrier_works_here_and_again_after_registration() {
+        super::process_barrier().unwrap();
+        super::process_barrier().unwrap();
     }
 }

@@ -1005,3 +1005,74 @@ fn trace_marks_from_a_signal_handler_are_never_lost() {
     drop(m);
     daxpmem::handle::unmap(h).unwrap();
 }
+
+/// Marks racing a split (unmap_range of the upper half; found by a review helper): every
+/// mark through the old handle that returned Ok is written back by a whole sync of the
+/// surviving piece that begins after the split returned and the marks stopped (a mark
+/// that lands too late must fail with EBADF instead).
+#[test]
+fn marks_racing_a_split_are_kept_or_refused() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let mut lost_total = 0;
+    for round in 0..40 {
+        let len = 64 << 20;
+        let h = daxpmem::handle::new(shm_mapping(&format!("racesplit{round}"), len, true)).unwrap();
+        let (base, line) = {
+            let m = daxpmem::handle::get(h, "t").unwrap();
+            (m.addr(), m.line)
+        };
+        let keep = len / 2;
+        let nkeep = keep / line;
+        let go = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
+        let marker = {
+            let (go, started) = (go.clone(), started.clone());
+            let hh = h as usize;
+            std::thread::spawn(move || {
+                let mut ok = vec![];
+                let mut i = 0usize;
+                loop {
+                    let l = (i * 7919) % nkeep;
+                    i += 1;
+                    match daxpmem::handle::mark(hh as *const _, base + l * line, 8) {
+                        Ok(()) => ok.push(l),
+                        Err(_) => break,
+                    }
+                    if i == 1000 {
+                        started.store(1, SeqCst);
+                    }
+                    let _ = go.load(SeqCst);
+                }
+                ok
+            })
+        };
+        while started.load(SeqCst) == 0 {
+            std::hint::spin_loop();
+        }
+        go.store(true, SeqCst);
+        daxpmem::handle::unmap_range(base + keep, len - keep).unwrap();
+        let ok = marker.join().unwrap();
+        let ph = daxpmem::handle::find(base).expect("the piece");
+        let p = daxpmem::handle::get(ph, "t").unwrap();
+        let Ev::Sync { lines, .. } = recorded_sync(&p, 0, nkeep) else {
+            unreachable!()
+        };
+        let got: std::collections::BTreeSet<usize> = lines.into_iter().collect();
+        let want: std::collections::BTreeSet<usize> = ok.into_iter().collect();
+        let lost: Vec<_> = want.difference(&got).copied().collect();
+        if !lost.is_empty() {
+            eprintln!(
+                "round {round}: {} of {} marked lines lost",
+                lost.len(),
+                want.len()
+            );
+            lost_total += lost.len();
+        }
+        drop(p);
+        daxpmem::handle::unmap(ph).unwrap();
+    }
+    assert_eq!(
+        lost_total, 0,
+        "marks that returned Ok were lost across a split"
+    );
+}

@@ -409,9 +409,15 @@ impl Mapping {
             .lost_pages
             .store(self.lost_pages.load(Relaxed), Relaxed);
         // Allocated first, so no failure can drop the lines moved here.
-        let (lo, hi) = self.lines_of(addr, len);
+        self.move_lines_to(&piece);
+        Ok(piece)
+    }
+
+    /// Move the dirty lines of this mapping's index that lie in `piece` (a part of it,
+    /// from `piece`) into the piece's index.
+    pub fn move_lines_to(&self, piece: &Mapping) {
+        let (lo, hi) = self.lines_of(piece.addr, piece.len);
         self.index
             .take(lo, hi, &mut |f, n| piece.index.mark(f - lo, f - lo + n));
-        Ok(piece)
     }
 }
