@@ -66,7 +66,10 @@ fn gone(what: &'static str) -> Error {
 #[inline(never)]
 pub fn mark_key(id: u64, k: u64) -> Result<()> {
     let (idx, gen) = ((id >> 40) as u32, id & crate::registry::GEN_MASK);
-    let m = get(encode(idx, gen), "mark")?.no_reap();
+    // Live when the entry was computed: gone now means unmapped or split meanwhile.
+    let m = get(encode(idx, gen), "mark")
+        .map_err(|_| gone("mark"))?
+        .no_reap();
     let (f, c) = crate::marklog::unkey(k);
     let a = m.addr() + (f << m.line_shift);
     let end = (a + (c << m.line_shift)).min(m.addr() + m.len());

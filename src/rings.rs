@@ -261,18 +261,7 @@ pub fn mark_fast(idx: usize, gen: u64, addr: usize, len: usize) -> Fast {
     let Some(k) = line_key(idx, gen, addr, len) else {
         return Fast::No;
     };
-    if r.p.depth.load(Relaxed) != 0 {
-        return Fast::Key {
-            id: id_of(idx, gen),
-            k,
-        };
-    }
-    r.p.depth.store(1, Relaxed);
-    compiler_fence(SeqCst);
-    let done = append(r, id_of(idx, gen), k);
-    compiler_fence(SeqCst);
-    r.p.depth.store(0, Relaxed);
-    if done && registry::is_live_id(idx, gen) {
+    if append_outermost(r, id_of(idx, gen), k) && registry::is_live_id(idx, gen) {
         Fast::Done
     } else {
         Fast::Key {
@@ -285,18 +274,25 @@ pub fn mark_fast(idx: usize, gen: u64, addr: usize, len: usize) -> Fast {
 #[inline(always)]
 fn mark_on(r: &Rec, idx: usize, gen: u64, addr: usize, len: usize) -> Option<bool> {
     let k = line_key(idx, gen, addr, len)?;
+    append_outermost(r, id_of(idx, gen), k).then(|| registry::is_live_id(idx, gen))
+}
+
+/// `append` by the outermost mark on this thread only: false for a nested one (a signal
+/// handler that interrupted a mark; it uses the shared log) or a full ring.
+#[inline(always)]
+fn append_outermost(r: &Rec, id: u64, k: u64) -> bool {
     if r.p.depth.load(Relaxed) != 0 {
-        return None;
+        return false;
     }
     r.p.depth.store(1, Relaxed);
     // A handler that runs from here on sees depth 1 and uses the shared log; one that
     // ran before restored depth 0 and left the ring as it found it (its entries
     // published after it).
     compiler_fence(SeqCst);
-    let done = append(r, id_of(idx, gen), k);
+    let done = append(r, id, k);
     compiler_fence(SeqCst);
     r.p.depth.store(0, Relaxed);
-    done.then(|| registry::is_live_id(idx, gen))
+    done
 }
 
 /// The lines of `[addr, addr+len)` (len > 0) as a `marklog::key`, if the range lies in

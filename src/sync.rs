@@ -257,7 +257,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
             }
         });
         m.log.drain(|f, c| {
-            if inside(crate::marklog::key(f, c)) {
+            if f >= lo && f + c <= hi {
                 order.push(crate::marklog::key(f, c));
             } else {
                 outside(m, lo, hi, f, c, order, spill);

@@ -187,12 +187,8 @@ pub fn process_barrier() -> Result<()> {
     const GLOBAL: libc::c_long = 1 << 0;
     let call = |cmd: libc::c_long| {
         // SAFETY: membarrier takes no pointers.
-        let r = unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-        }
+        ret_errno(unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) })
+            .map(|_| ())
     };
     match call(PRIVATE_EXPEDITED) {
         Ok(()) => return Ok(()),
@@ -203,7 +199,7 @@ pub fn process_barrier() -> Result<()> {
         }
         Err(_) => {}
     }
-    call(GLOBAL).map_err(|e| Error::new(e, "membarrier: no process-wide barrier"))
+    call(GLOBAL).map_err(|e| Error::at(e, "membarrier", "no process-wide barrier"))
 }
 
 #[cfg(test)]
