@@ -11,6 +11,7 @@
 //! docs/order-measurements.md.
 
 use crate::marklog::{key, unkey, COUNT_BITS, MAX_RUN};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Up to this many keys, the standard sort (measured on fresh random keys: about equal
 /// to the radix sort at 100-200 keys, slower beyond).
@@ -30,6 +31,18 @@ pub struct Scratch {
     hist: Vec<u32>,
     /// `for_each_line_unordered`'s hash set of lines.
     set: Vec<u32>,
+    /// While `unique`: a filter of the lines collected, `1 << fbits` bits.
+    filter: Vec<u64>,
+    fbits: u32,
+    /// The keys collected so far are one-line keys, each of another line: set by
+    /// `begin` for few keys (at most `HASHED`), cleared by the first key that
+    /// `extend_from` cannot keep so (a longer key, too many keys) and by `push` and
+    /// `extend`.
+    unique: bool,
+    /// Filter hits looked into since `begin` (`MAX_SCANS`).
+    scans: u32,
+    /// `filter` is cleared for this sync and holds the bits of the keys collected.
+    filtering: bool,
     stats: KeyStats,
     /// `hist` holds the counts of `keys`' two digits of `PRE_D` bits of the line.
     counted: bool,
@@ -53,11 +66,18 @@ impl Scratch {
             self.hist.clear();
             self.hist.resize(2 << PRE_D, 0);
         }
+        self.unique = n <= HASHED;
+        self.scans = 0;
+        // At least 128 bits a key expected: a false hit (a scan) is rare. Cleared when
+        // a second key comes (`extend_from`): a one-key sync needs no filter.
+        self.fbits = (n * 128).next_power_of_two().max(1024).trailing_zeros();
+        self.filtering = false;
     }
 
     /// Collect a key, accounting for it as `count` does.
     #[inline(always)]
     pub fn push(&mut self, k: u64) {
+        self.unique = false;
         count(&mut self.stats, &mut self.hist, self.counted, k);
         self.keys.push(k);
     }
@@ -78,6 +98,87 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// Collect the keys of `run` (a ring's entries, loaded `Relaxed`) as `extend` does,
+    /// in a loop that does nothing else: the room made first (zeroed: one short fill),
+    /// then each key written in place with its statistics in registers (measured: the
+    /// generic extend checked the vector's capacity for each key, ~8 cycles a key).
+    ///
+    /// While `unique`, a key of one line already collected is dropped here: its bit in
+    /// the filter is set and it equals a collected key (a plain scan, rare). A sync of
+    /// few random lines then writes its keys back as they are, in a loop that does
+    /// nothing else (`for_each_line_unordered`): measured, a load or store between two
+    /// write-backs costs about as much as the write-back, and a separate pass to drop
+    /// repeated lines cost a sync of 100 lines ~20 %.
+    #[inline(always)]
+    pub fn extend_from(&mut self, run: &[std::sync::atomic::AtomicU64]) {
+        if self.counted {
+            return self.extend(run.iter().map(|e| e.load(Relaxed)));
+        }
+        let start = self.keys.len();
+        self.keys.resize(start + run.len(), 0);
+        let mut st = self.stats;
+        // Past 32 filter bits a key, false hits would make the scans the cost.
+        if start + run.len() > HASHED.min(1 << (self.fbits - 5)) {
+            self.unique = false;
+        }
+        if self.unique && !self.filtering && start + run.len() > 1 {
+            self.filtering = true;
+            self.filter.clear();
+            self.filter.resize(1 << (self.fbits - 6), 0);
+            if start == 1 {
+                // The first key, taken alone.
+                let h = self.keys[0].wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.fbits);
+                self.filter[(h >> 6) as usize] |= 1 << (h & 63);
+            }
+        }
+        let (mut uniq, mut scans) = (self.unique, self.scans);
+        let shift = 64 - self.fbits;
+        let (keys, filter) = (&mut self.keys[..], &mut self.filter[..]);
+        let mut n = start;
+        for e in run {
+            let k = e.load(Relaxed);
+            if uniq && k & COUNT_MASK != 1 {
+                // A longer key: the keys go through the hash set after all.
+                uniq = false;
+            } else if uniq && n == 0 && run.len() == 1 {
+                // The one key of a one-key sync: unique, no filter needed.
+            } else if uniq {
+                let h = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift;
+                let (w, bit) = ((h >> 6) as usize, 1u64 << (h & 63));
+                // In bounds: h < 2^fbits, and the filter has 2^(fbits - 6) words.
+                let word = filter[w];
+                if word & bit == 0 {
+                    filter[w] = word | bit;
+                } else if scans == MAX_SCANS {
+                    // Many repeated lines: the hash set is cheaper than more scans.
+                    uniq = false;
+                } else {
+                    scans += 1;
+                    if keys[..n].iter().fold(false, |a, &x| a | (x == k)) {
+                        continue;
+                    }
+                }
+            }
+            st.add(k);
+            // In bounds: n < start + run.len(), the room made above.
+            keys[n] = k;
+            n += 1;
+        }
+        self.keys.truncate(n);
+        self.stats = st;
+        self.unique = uniq;
+        self.scans = scans;
+    }
+}
+
+/// Filter hits `extend_from` looks into (a scan of the keys collected, at most
+/// `HASHED`) in one sync before it gives up keeping the keys unique.
+const MAX_SCANS: u32 = 8;
+
+/// The count bits of a key (`marklog::key`).
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
 /// Collect keys as `push` does, through one exact-size extend where the iterator allows
 /// (no capacity check per key: the mark log's drain).
 impl Extend<u64> for Scratch {
@@ -93,12 +194,16 @@ impl Extend<u64> for Scratch {
         // key beyond the key itself and its two counts (measured: 3 % of a 10 000-key
         // sync).
         let mut st = *stats;
+        let before = keys.len();
         if *counted {
             keys.extend(it.into_iter().inspect(|&k| count(&mut st, hist, true, k)));
         } else {
             keys.extend(it.into_iter().inspect(|&k| st.add(k)));
         }
         *stats = st;
+        if keys.len() != before {
+            self.unique = false;
+        }
     }
 }
 
@@ -402,6 +507,18 @@ pub fn for_each_line_unordered(
     sorted: &[(usize, usize)],
     mut emit: impl FnMut(usize, usize),
 ) -> u64 {
+    if s.unique && sorted.is_empty() {
+        // One-line keys, each of another line (`extend_from`): as they are, in a loop
+        // that does nothing else.
+        for &k in s.keys.iter() {
+            emit(unkey(k).0, 1);
+        }
+        let n = s.keys.len() as u64;
+        s.keys.clear();
+        s.stats = KeyStats::default();
+        s.unique = false;
+        return n;
+    }
     // One key (ascending) is the common small sync: one test, then as before.
     if !s.stats.ascending && sorted.is_empty() && s.keys.len() <= HASHED {
         if let Some(n) = try_hashed(s, &mut emit) {
@@ -788,7 +905,20 @@ mod tests {
                         )
                     })
                     .collect();
-                for sorted in [vec![], vec![(5usize, 3usize)]] {
+                let entries: Vec<std::sync::atomic::AtomicU64> = keys
+                    .iter()
+                    .map(|&k| std::sync::atomic::AtomicU64::new(k))
+                    .collect();
+                // Collected by `extend`, or by `extend_from` (ring runs: the filter) in
+                // one piece or in three with too few keys expected, with or without
+                // index runs.
+                for (how, sorted) in [
+                    (0, vec![]),
+                    (0, vec![(5usize, 3usize)]),
+                    (1, vec![]),
+                    (2, vec![]),
+                    (1, vec![(5usize, 3usize)]),
+                ] {
                     let mut model = std::collections::BTreeSet::new();
                     for &k in &keys {
                         let (f, c) = unkey(k);
@@ -797,8 +927,24 @@ mod tests {
                     for &(f, c) in &sorted {
                         model.extend(f..f + c);
                     }
-                    sc.begin(keys.len(), spread);
-                    sc.extend(keys.iter().copied());
+                    match how {
+                        0 => {
+                            sc.begin(keys.len(), spread);
+                            sc.extend(keys.iter().copied());
+                        }
+                        1 => {
+                            sc.begin(keys.len(), spread);
+                            sc.extend_from(&entries);
+                        }
+                        _ => {
+                            sc.begin(1, spread);
+                            let (a, b) = entries.split_at(n / 3);
+                            let (b, c) = b.split_at(n / 3);
+                            for run in [a, b, c] {
+                                sc.extend_from(run);
+                            }
+                        }
+                    }
                     let mut got = vec![];
                     let cnt = for_each_line_unordered(&mut sc, &sorted, |f, c| {
                         assert!(c > 0);
@@ -807,7 +953,7 @@ mod tests {
                     assert_eq!(cnt as usize, got.len());
                     got.sort_unstable();
                     let want: Vec<usize> = model.into_iter().collect();
-                    assert_eq!(got, want, "n={n} spread={spread} maxrun={maxrun}");
+                    assert_eq!(got, want, "n={n} spread={spread} maxrun={maxrun} how={how}");
                     // Consumed.
                     assert_eq!(for_each_line_unordered(&mut sc, &[], |_, _| {}), 0);
                 }

@@ -388,48 +388,46 @@ fn take_locked(
         return;
     }
     let mut cur = r.c.cur.load(Relaxed);
-    // The run of `me`'s entries being collected: from `from` up to the current
-    // position (never across the end of the ring's memory).
-    let mut from: Option<u64> = None;
-    let mut flush = |from: &mut Option<u64>, to: u64| {
-        if let Some(f) = from.take() {
-            // SAFETY: positions f..to are published entries of this ring, and
-            // f % CAP .. f % CAP + (to - f) lies within its CAP entries (a run is
-            // cut where the positions wrap).
-            let run = unsafe {
-                std::slice::from_raw_parts(ring.add((f % CAP) as usize), (to - f) as usize)
-            };
-            own(run);
-        }
-    };
     let end = h + span(h, t);
-    for j in h..end {
-        if j % CAP == 0 {
-            flush(&mut from, j);
-        }
-        let k = entry(ring, j).load(Relaxed);
-        if k & RUN != 0 {
-            flush(&mut from, j);
-            cur = k & !RUN;
-            continue;
-        }
+    let mut j = h;
+    // A segment at a time: the entries up to the next mapping switch (a `RUN` entry)
+    // or the end of the ring's memory, found by a scan that does nothing else; then the
+    // segment to `own` in one piece, or forwarded.
+    while j < end {
+        let at = (j % CAP) as usize;
+        let n = (end - j).min(CAP - j % CAP) as usize;
+        // SAFETY: positions j..j+n are published entries of this ring, and at..at+n
+        // lies within its CAP entries (n stops where the positions wrap).
+        let seg = unsafe { std::slice::from_raw_parts(ring.add(at), n) };
+        let len = seg
+            .iter()
+            .position(|e| e.load(Relaxed) & RUN != 0)
+            .unwrap_or(n);
+        let (run, rest) = seg.split_at(len);
         if cur == me {
-            from.get_or_insert(j);
-            continue;
-        }
-        flush(&mut from, j);
-        let (first, count) = unkey(k);
-        let (oi, og) = ((cur >> 40) as usize, cur & registry::GEN_MASK);
-        if other.as_ref().is_none_or(|o| o.id() != (oi as u32, og)) {
-            *other = registry::acquire(oi, og);
-        }
-        if let Some(o) = other.as_ref() {
-            if !o.log.push(first, count) {
-                o.index.mark(first, first + count);
+            if !run.is_empty() {
+                own(run);
+            }
+        } else {
+            for e in run {
+                let (first, count) = unkey(e.load(Relaxed));
+                let (oi, og) = ((cur >> 40) as usize, cur & registry::GEN_MASK);
+                if other.as_ref().is_none_or(|o| o.id() != (oi as u32, og)) {
+                    *other = registry::acquire(oi, og);
+                }
+                if let Some(o) = other.as_ref() {
+                    if !o.log.push(first, count) {
+                        o.index.mark(first, first + count);
+                    }
+                }
             }
         }
+        j += len as u64;
+        if let Some(e) = rest.first() {
+            cur = e.load(Relaxed) & !RUN;
+            j += 1;
+        }
     }
-    flush(&mut from, end);
     r.c.cur.store(cur, Relaxed);
     r.c.taken.store(t >> 32, Relaxed);
     r.c.head.store(t & POS, Release);

@@ -228,9 +228,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
     let rings = if lo == 0 && hi >= m.lines() {
         // The whole mapping: the entries are the keys. The per-thread rings first: what
         // they hold of other mappings goes to those mappings' logs (rings.rs).
-        let r = crate::rings::take_runs(id, |run| {
-            order.extend(run.iter().map(|e| e.load(Relaxed)))
-        });
+        let r = crate::rings::take_runs(id, |run| order.extend_from(run));
         m.log.drain_keys(order);
         if !spill.is_empty() {
             order.extend(spill.drain_all());
