@@ -1076,3 +1076,61 @@ fn marks_racing_a_split_are_kept_or_refused() {
         "marks that returned Ok were lost across a split"
     );
 }
+
+/// A sync of few ring marks writes back each marked line exactly once, however often
+/// it was marked: marks drawn from few lines (repeats, so the filter's scans and the
+/// fall-back to the hash set after `MAX_SCANS` of them), some several lines long (the
+/// hash set), from 1 to 600 marks (past the small-sync bound), then a whole sync or a
+/// ranged one over exactly the marked lines (the ranged path's whole-run collection)
+/// or over half of them.
+#[test]
+fn small_syncs_write_back_each_ring_marked_line_once() {
+    let len = 1 << 20;
+    let h = daxpmem::handle::new(shm_mapping("smallsync", len, true)).unwrap() as usize;
+    let m = daxpmem::handle::get(h as *const _, "test").unwrap();
+    let line = m.line;
+    let nlines = len / line;
+    let mut rng = Rng(0x5EED_0F_5A11);
+    for round in 0..3000u64 {
+        let n = 1 + rng.below(600) as usize;
+        // Few distinct lines in some rounds (many repeats), many in others.
+        let pool = [4u64, 40, 400, nlines as u64][rng.below(4) as usize];
+        let start = rng.below(nlines as u64 - pool + 1) as usize;
+        let mut want = BTreeSet::new();
+        for _ in 0..n {
+            let l = start + rng.below(pool) as usize;
+            let c = if rng.below(50) == 0 {
+                1 + rng.below(3) as usize
+            } else {
+                1
+            };
+            let c = c.min(nlines - l);
+            want.extend(l..l + c);
+            daxpmem::handle::mark(h as *const _, m.addr() + l * line, c * line).unwrap();
+        }
+        let (lo, hi) = (*want.first().unwrap(), *want.last().unwrap() + 1);
+        let how = rng.below(3);
+        let (slo, shi) = match how {
+            0 => (0, nlines),
+            1 => (lo, hi),
+            _ => (lo, lo + (hi - lo).div_ceil(2)),
+        };
+        let Ev::Sync { lines, .. } = recorded_sync(&m, slo, shi) else {
+            unreachable!()
+        };
+        let inside: Vec<usize> = want.range(slo..shi).copied().collect();
+        assert_eq!(lines, inside, "round {round}: n {n} pool {pool} how {how}");
+        // What a ranged sync left: the next whole sync, once each.
+        let Ev::Sync { lines, .. } = recorded_sync(&m, 0, nlines) else {
+            unreachable!()
+        };
+        let rest: Vec<usize> = want
+            .iter()
+            .filter(|&&l| l < slo || l >= shi)
+            .copied()
+            .collect();
+        assert_eq!(lines, rest, "round {round}: the rest");
+    }
+    drop(m);
+    daxpmem::handle::unmap(h as *const _).unwrap();
+}
