@@ -1090,7 +1090,7 @@ fn small_syncs_write_back_each_ring_marked_line_once() {
     let m = daxpmem::handle::get(h as *const _, "test").unwrap();
     let line = m.line;
     let nlines = len / line;
-    let mut rng = Rng(0x5EED_0F_5A11);
+    let mut rng = Rng(0x005E_ED0F_5A11);
     for round in 0..3000u64 {
         let n = 1 + rng.below(600) as usize;
         // Few distinct lines in some rounds (many repeats), many in others.
