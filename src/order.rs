@@ -116,6 +116,13 @@ impl Scratch {
             return self.extend(run.iter().map(|e| e.load(Relaxed)));
         }
         let start = self.keys.len();
+        if let ([e], 0) = (run, start) {
+            // The first key alone (the one-key sync): unique if one line.
+            let k = e.load(Relaxed);
+            self.unique &= k & COUNT_MASK == 1;
+            self.stats.add(k);
+            return self.keys.push(k);
+        }
         self.keys.resize(start + run.len(), 0);
         let mut st = self.stats;
         // Past 32 filter bits a key, false hits would make the scans the cost.
@@ -141,8 +148,6 @@ impl Scratch {
             if uniq && k & COUNT_MASK != 1 {
                 // A longer key: the keys go through the hash set after all.
                 uniq = false;
-            } else if uniq && n == 0 && run.len() == 1 {
-                // The one key of a one-key sync: unique, no filter needed.
             } else if uniq {
                 let h = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift;
                 let (w, bit) = ((h >> 6) as usize, 1u64 << (h & 63));
