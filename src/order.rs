@@ -177,6 +177,34 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// `extend_from`, if every key of `run` passes `keep` (checked on the keys as
+    /// collected: a plain loop over them, where a check of the ring's atomic entries
+    /// could not be vectorized); otherwise nothing is collected and it returns false.
+    /// Never while counting a histogram (false at once: it could not be taken back).
+    #[inline(always)]
+    pub fn extend_from_if(
+        &mut self,
+        run: &[std::sync::atomic::AtomicU64],
+        keep: impl Fn(u64) -> bool,
+    ) -> bool {
+        if self.counted {
+            return false;
+        }
+        let (len, stats, unique) = (self.keys.len(), self.stats, self.unique);
+        self.extend_from(run);
+        if self.keys[len..].iter().fold(true, |a, &k| a & keep(k)) {
+            return true;
+        }
+        // Taken back. The filter may keep the bits of these keys: a false hit costs a
+        // scan, never a line.
+        self.keys.truncate(len);
+        self.stats = stats;
+        self.unique = unique;
+        false
+    }
+}
+
 /// Filter hits `extend_from` looks into (a scan of the keys collected, at most
 /// `HASHED`) in one sync before it gives up keeping the keys unique.
 const MAX_SCANS: u32 = 8;

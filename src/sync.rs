@@ -248,8 +248,8 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         let r = crate::rings::take_runs(id, |run| {
             // A run wholly in the range (a range over what was just marked) is
             // collected as a whole sync collects it.
-            if run.iter().all(|e| inside(e.load(Relaxed))) {
-                return order.extend_from(run);
+            if order.extend_from_if(run, inside) {
+                return;
             }
             order.extend(run.iter().map(|e| e.load(Relaxed)).filter(|&k| inside(k)));
             for k in run.iter().map(|e| e.load(Relaxed)) {
