@@ -248,7 +248,11 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         let r = crate::rings::take_runs(id, |run| {
             // A run wholly in the range (a range over what was just marked) is
             // collected as a whole sync collects it.
-            if order.extend_from_if(run, inside) {
+            // (Its ends first: a run of marks all over the mapping is seldom inside.)
+            let ends = [run.first(), run.last()];
+            if ends.iter().flatten().all(|e| inside(e.load(Relaxed)))
+                && order.extend_from_if(run, inside)
+            {
                 return;
             }
             order.extend(run.iter().map(|e| e.load(Relaxed)).filter(|&k| inside(k)));
