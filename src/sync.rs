@@ -255,10 +255,15 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
             {
                 return;
             }
-            order.extend(run.iter().map(|e| e.load(Relaxed)).filter(|&k| inside(k)));
-            for k in run.iter().map(|e| e.load(Relaxed)) {
-                if !inside(k) {
-                    let (f, c) = crate::marklog::unkey(k);
+            for e in run {
+                let k = e.load(Relaxed);
+                let (f, c) = crate::marklog::unkey(k);
+                if f >= lo && f + c <= hi {
+                    order.push(k);
+                } else if (f + c <= lo || f >= hi) && spill.len() < SPILL_MAX {
+                    // Wholly outside: kept as it is.
+                    spill.push(k);
+                } else {
                     outside(m, lo, hi, f, c, order, spill);
                 }
             }
