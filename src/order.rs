@@ -5,7 +5,9 @@
 //! to a consumer (the write-back loop, or the msync path's run list) as ascending,
 //! disjoint runs. Few keys are sorted by the standard sort, many by an LSD radix sort
 //! over the line bits their spread needs; already ascending keys (appends: a log) are
-//! not sorted at all.
+//! not sorted at all. A sync of few ring entries needs no order, only each line once:
+//! `Scratch::extend_from` drops repeated lines while it collects them, and the
+//! write-back loop takes them as they are (`for_each_line_unordered`).
 //!
 //! Why this design and what was tried and dropped, with the measurements:
 //! docs/order-measurements.md.
@@ -529,10 +531,11 @@ const HASHED: usize = 512;
 /// Call `emit(line, count)` for every line of the keys `s` collected and of `sorted`
 /// (as `for_each_run`), each line exactly once, in no particular order; consume the
 /// keys. Returns the number of lines handed out. For the write-back loop, which needs
-/// each line once but not address order: when the keys hold at most `HASHED` lines
-/// within 2^32 - 1 of each other and there are no index runs, each line is looked up in
-/// a hash set and handed out at once if new, in the order the keys were collected (the
-/// look-ups then overlap the write-backs, one store each); otherwise this is
+/// each line once but not address order: keys that `Scratch::extend_from` kept unique
+/// (one line each, each another) are handed out as they are, in a loop that does
+/// nothing else; when the keys hold at most `HASHED` lines within 2^32 - 1 of each
+/// other and there are no index runs, each line is looked up in a hash set and handed
+/// out at once if new, in the order the keys were collected; otherwise this is
 /// `for_each_run`.
 #[inline(always)]
 pub fn for_each_line_unordered(
