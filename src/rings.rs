@@ -408,14 +408,16 @@ fn take_locked(
             if !run.is_empty() {
                 own(run);
             }
-        } else {
-            for e in run {
-                let (first, count) = unkey(e.load(Relaxed));
-                let (oi, og) = ((cur >> 40) as usize, cur & registry::GEN_MASK);
-                if other.as_ref().is_none_or(|o| o.id() != (oi as u32, og)) {
-                    *other = registry::acquire(oi, og);
-                }
-                if let Some(o) = other.as_ref() {
+        } else if !run.is_empty() {
+            // Another mapping's run: one look-up for the run (none while its mapping is
+            // the one of the run before); a retired mapping's entries are dropped.
+            let (oi, og) = ((cur >> 40) as usize, cur & registry::GEN_MASK);
+            if other.as_ref().is_none_or(|o| o.id() != (oi as u32, og)) {
+                *other = registry::acquire(oi, og);
+            }
+            if let Some(o) = other.as_ref() {
+                for e in run {
+                    let (first, count) = unkey(e.load(Relaxed));
                     if !o.log.push(first, count) {
                         o.index.mark(first, first + count);
                     }

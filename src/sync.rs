@@ -239,29 +239,31 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         // What the spill holds of the range (two binary searches); the rest stays.
         spill.take_range(lo, hi, |k| order.push(k));
         let from = spill.len();
-        // The new entries: those wholly in the range into the sync (from the rings a run
-        // at a time, with one extend), the others through `outside`.
-        let inside = |k: u64| {
+        // The new entries: those wholly in the range into the sync, those wholly
+        // outside into the spill as they are (inline: most entries of a ranged sync
+        // over part of the marks), the rest (straddling, or a full spill) through
+        // `outside`.
+        let inside = |f: usize, c: usize| f >= lo && f + c <= hi;
+        let key_inside = |k: u64| {
             let (f, c) = crate::marklog::unkey(k);
-            f >= lo && f + c <= hi
+            inside(f, c)
         };
         let r = crate::rings::take_runs(id, |run| {
             // A run wholly in the range (a range over what was just marked) is
             // collected as a whole sync collects it.
             // (Its ends first: a run of marks all over the mapping is seldom inside.)
             let ends = [run.first(), run.last()];
-            if ends.iter().flatten().all(|e| inside(e.load(Relaxed)))
-                && order.extend_from_if(run, inside)
+            if ends.iter().flatten().all(|e| key_inside(e.load(Relaxed)))
+                && order.extend_from_if(run, key_inside)
             {
                 return;
             }
             for e in run {
                 let k = e.load(Relaxed);
                 let (f, c) = crate::marklog::unkey(k);
-                if f >= lo && f + c <= hi {
+                if inside(f, c) {
                     order.push(k);
                 } else if (f + c <= lo || f >= hi) && spill.len() < SPILL_MAX {
-                    // Wholly outside: kept as it is.
                     spill.push(k);
                 } else {
                     outside(m, lo, hi, f, c, order, spill);
@@ -269,7 +271,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
             }
         });
         m.log.drain(|f, c| {
-            if f >= lo && f + c <= hi {
+            if inside(f, c) {
                 order.push(crate::marklog::key(f, c));
             } else {
                 outside(m, lo, hi, f, c, order, spill);
@@ -301,7 +303,8 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
 
 /// A new entry `[f, f+c)` that a ranged sync over `[lo, hi)` does not hold entirely:
 /// its part in the range into the sync, the parts outside kept in the spill (up to
-/// `SPILL_MAX` entries, then in the index). Out of line: the rare case.
+/// `SPILL_MAX` entries, then in the index). Out of line: the rare case (a ring entry
+/// wholly outside goes to the spill inline, in `gather`).
 #[cold]
 #[inline(never)]
 fn outside(
