@@ -180,28 +180,50 @@ impl Scratch {
 }
 
 impl Scratch {
-    /// `extend_from`, if every key of `run` passes `keep` (checked on the keys as
-    /// collected: a plain loop over them, where a check of the ring's atomic entries
-    /// could not be vectorized); otherwise nothing is collected and it returns false.
-    /// Never while counting a histogram (false at once: it could not be taken back).
+    /// `extend_from`, if every entry of `run` lies wholly in lines `[lo, hi)`;
+    /// otherwise nothing is collected and it returns false. When the run's keys were
+    /// all one line long (kept unique: the usual small sync), the run's least and
+    /// greatest key, which its stats gather anyway, decide (key order is line order);
+    /// otherwise a plain loop over the keys as collected (a check of the ring's atomic
+    /// entries could not be vectorized). Never while counting a histogram (false at
+    /// once: it could not be taken back).
     #[inline(always)]
-    pub fn extend_from_if(
+    pub fn extend_from_in(
         &mut self,
         run: &[std::sync::atomic::AtomicU64],
-        keep: impl Fn(u64) -> bool,
+        lo: usize,
+        hi: usize,
     ) -> bool {
         if self.counted {
             return false;
         }
-        let (len, stats, unique) = (self.keys.len(), self.stats, self.unique);
+        let (len, before, unique) = (self.keys.len(), self.stats, self.unique);
+        // The run's own stats, merged below.
+        self.stats = KeyStats::default();
         self.extend_from(run);
-        if self.keys[len..].iter().fold(true, |a, &k| a & keep(k)) {
+        let st = self.stats;
+        let inside = |k: u64| {
+            let (f, c) = unkey(k);
+            f >= lo && f + c <= hi
+        };
+        let ok = if self.keys.len() == len {
+            // Nothing new (every entry a line already collected, hence in the range).
+            true
+        } else if unique && self.unique {
+            // Every key of the run was one line (`extend_from` clears `unique` at the
+            // first longer one).
+            inside(st.min) && inside(st.max)
+        } else {
+            self.keys[len..].iter().fold(true, |a, &k| a & inside(k))
+        };
+        if ok {
+            self.stats = before.then(st, self.keys.get(len).copied());
             return true;
         }
         // Taken back. The filter may keep the bits of these keys: a false hit costs a
         // scan, never a line.
         self.keys.truncate(len);
-        self.stats = stats;
+        self.stats = before;
         self.unique = unique;
         false
     }
@@ -399,6 +421,21 @@ impl KeyStats {
         self.prev = k;
         self.min = self.min.min(k);
         self.max = self.max.max(k);
+    }
+
+    /// The stats of keys collected after those of `self`: `next` the later keys'
+    /// stats on their own, `first` the first of them (None: there were none).
+    #[inline(always)]
+    pub fn then(self, next: KeyStats, first: Option<u64>) -> KeyStats {
+        match first {
+            None => self,
+            Some(f) => KeyStats {
+                min: self.min.min(next.min),
+                max: self.max.max(next.max),
+                prev: next.prev,
+                ascending: self.ascending && next.ascending && self.prev <= f,
+            },
+        }
     }
 
     /// The stats of `keys`.
@@ -995,6 +1032,77 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn extend_from_in_collects_a_run_only_when_it_lies_in_the_range() {
+        // Ring runs offered to a ranged sync: a run is collected whole when every entry
+        // lies in [lo, hi), else not at all; the stats stay those of the keys collected
+        // and every line collected comes out once.
+        let mut s = 29u64;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut sc = Scratch::default();
+        let mut taken = 0;
+        for round in 0..3000 {
+            let spread = [50usize, 1000, 1 << 20][round % 3];
+            let (a, b) = ((rnd() % spread as u64) as usize, (rnd() % spread as u64) as usize);
+            let (lo, hi) = (a.min(b), a.max(b) + 1);
+            // One-line marks (the filter path) or some longer, drawn near the range
+            // (inside, across its ends, outside).
+            let maxrun = if round % 4 == 0 { 9 } else { 1 };
+            let runs = 1 + rnd() as usize % 4;
+            let mut model = std::collections::BTreeSet::new();
+            sc.begin(1 + rnd() as usize % 600, spread + 64);
+            for _ in 0..runs {
+                // Runs of 0-2 entries too: the stats of runs merged in order.
+                let n = rnd() as usize % if rnd() % 3 == 0 { 3 } else { 200 };
+                let (from, to) = if rnd() % 3 == 0 {
+                    (0, spread)
+                } else {
+                    (lo, hi)
+                };
+                let keys: Vec<u64> = (0..n)
+                    .map(|_| {
+                        let c = 1 + (rnd() as usize % maxrun);
+                        let f = from + (rnd() as usize % (to - from).max(1));
+                        key(f.min(from.max(to.saturating_sub(c))), c)
+                    })
+                    .collect();
+                let entries: Vec<std::sync::atomic::AtomicU64> = keys
+                    .iter()
+                    .map(|&k| std::sync::atomic::AtomicU64::new(k))
+                    .collect();
+                let want = keys.iter().all(|&k| {
+                    let (f, c) = unkey(k);
+                    f >= lo && f + c <= hi
+                });
+                let got = sc.extend_from_in(&entries, lo, hi);
+                assert_eq!(got, want, "round {round}: {keys:?} in [{lo}, {hi})");
+                if got {
+                    taken += 1;
+                    for &k in &keys {
+                        let (f, c) = unkey(k);
+                        model.extend(f..f + c);
+                    }
+                }
+                let st = KeyStats::of(sc.keys());
+                assert_eq!(
+                    (st.min, st.max, st.prev, st.ascending),
+                    (sc.stats.min, sc.stats.max, sc.stats.prev, sc.stats.ascending),
+                    "round {round}"
+                );
+            }
+            let mut out = vec![];
+            for_each_line_unordered(&mut sc, &[], |f, c| out.extend(f..f + c));
+            out.sort_unstable();
+            assert_eq!(out, model.into_iter().collect::<Vec<_>>(), "round {round}");
+        }
+        assert!(taken > 1000, "{taken} runs collected: the test must cover both outcomes");
     }
 
     #[test]

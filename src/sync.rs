@@ -254,7 +254,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
             // (Its ends first: a run of marks all over the mapping is seldom inside.)
             let ends = [run.first(), run.last()];
             if ends.iter().flatten().all(|e| key_inside(e.load(Relaxed)))
-                && order.extend_from_if(run, key_inside)
+                && order.extend_from_in(run, lo, hi)
             {
                 return;
             }
