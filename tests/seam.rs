@@ -1088,6 +1088,84 @@ fn marks_racing_a_split_are_kept_or_refused() {
     );
 }
 
+/// Ranged syncs in turn, over pieces of what was marked in random order, with more
+/// marks between them (the spill of one sync taken by the next, kept as the marks came
+/// or sorted: order.rs `Spill`): each sync writes back exactly the marked lines of its
+/// range not written back before, each once, and a last whole sync the rest.
+#[test]
+fn ranged_syncs_in_turn_write_back_each_marked_line_once() {
+    let len = 1 << 20;
+    let h = daxpmem::handle::new(shm_mapping("rangedturn", len, true)).unwrap() as usize;
+    let m = daxpmem::handle::get(h as *const _, "test").unwrap();
+    let line = m.line;
+    let nlines = len / line;
+    let mut rng = Rng(0x007E_570F_CA11);
+    let mut dirty = BTreeSet::new();
+    let mark = |rng: &mut Rng, dirty: &mut BTreeSet<usize>, n: usize, pool: u64, start: usize| {
+        for _ in 0..n {
+            let l = start + rng.below(pool) as usize;
+            let c = if rng.below(20) == 0 {
+                1 + rng.below(5) as usize
+            } else {
+                1
+            };
+            let c = c.min(nlines - l);
+            dirty.extend(l..l + c);
+            daxpmem::handle::mark(h as *const _, m.addr() + l * line, c * line).unwrap();
+        }
+    };
+    for round in 0..1500u64 {
+        let pool = [40u64, 400, 4000, nlines as u64][rng.below(4) as usize];
+        let start = rng.below(nlines as u64 - pool + 1) as usize;
+        let n = 1 + rng.below(500) as usize;
+        mark(&mut rng, &mut dirty, n, pool, start);
+        // Cut [lo, hi) of what is dirty into 2-5 pieces, synced in a random order.
+        let (lo, hi) = (*dirty.first().unwrap(), *dirty.last().unwrap() + 1);
+        let pieces = 2 + rng.below(4) as usize;
+        let mut cuts: Vec<usize> = (1..pieces)
+            .map(|_| lo + rng.below((hi - lo) as u64) as usize)
+            .collect();
+        cuts.extend([lo, hi]);
+        cuts.sort_unstable();
+        let mut order: Vec<usize> = (0..pieces).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        for p in order {
+            let (slo, shi) = (cuts[p], cuts[p + 1]);
+            if slo == shi {
+                continue;
+            }
+            let Ev::Sync { lines, .. } = recorded_sync(&m, slo, shi) else {
+                unreachable!()
+            };
+            let inside: Vec<usize> = dirty.range(slo..shi).copied().collect();
+            assert_eq!(lines, inside, "round {round}: [{slo}, {shi}) pool {pool}");
+            for l in inside {
+                dirty.remove(&l);
+            }
+            // Now and then more marks between two syncs.
+            if rng.below(3) == 0 {
+                let n = 1 + rng.below(100) as usize;
+                mark(&mut rng, &mut dirty, n, pool, start);
+            }
+        }
+        if rng.below(4) == 0 {
+            let Ev::Sync { lines, .. } = recorded_sync(&m, 0, nlines) else {
+                unreachable!()
+            };
+            let rest: Vec<usize> = std::mem::take(&mut dirty).into_iter().collect();
+            assert_eq!(lines, rest, "round {round}: the rest");
+        }
+    }
+    let Ev::Sync { lines, .. } = recorded_sync(&m, 0, nlines) else {
+        unreachable!()
+    };
+    assert_eq!(lines, dirty.into_iter().collect::<Vec<_>>(), "the rest");
+    drop(m);
+    daxpmem::handle::unmap(h as *const _).unwrap();
+}
+
 /// A sync of few ring marks writes back each marked line exactly once, however often
 /// it was marked: marks drawn from few lines (repeats, so the filter's scans and the
 /// fall-back to the hash set after `MAX_SCANS` of them), some several lines long (the
