@@ -11,14 +11,15 @@
  *                                                     call on its own: the notes column)
  *   c1     dax_sync(m, lo, hi - lo), one range from the lowest to the highest record
  *   c4     min(4, k) ranged dax_syncs, each over a quarter of the records (by address),
- *          timed together
+ *          timed together; the records stored and marked in address order
+ *   c4r    c4 with the records stored and marked in random order
  *   d      two threads store and mark k/2 records each, a third (this one) syncs
  *   e1     1-byte records (one random byte of each line), marked with len 1
  *   e64    64-byte records (= a, a second time: the noise between two equal candidates)
  *   e4K    4 KiB records (64 lines each, page-aligned)
  * Oracle of each pattern: the same stores (by the same threads), then exactly those
  * records written back with wb_cache_pmem and one wmb_pmem, as bench_sync.c does; for
- * c4, per call: each quarter's records, then a fence (four calls, four fences).
+ * c4 and c4r, per call: each quarter's records, then a fence (four calls, four fences).
  * Rounds: every pattern and its oracle run once per round, the patterns in a fresh
  * random order each round, and within a pattern dax and oracle take turns at going first; each run on its
  * own fresh random records, stored just before and settled by a fence.
@@ -51,12 +52,13 @@
 #define LINE 64
 #define MAXR 101
 
-enum { P_A, P_B, P_C1, P_C4, P_D, P_E1, P_E64, P_E4K, NP };
+enum { P_A, P_B, P_C1, P_C4, P_C4R, P_D, P_E1, P_E64, P_E4K, NP };
 static const char *const pname[NP] = {
     "a: marks, dax_sync",
     "b: marks, dax_get_stats, dax_sync",
     "c1: marks, one ranged dax_sync over them",
     "c4: marks, 4 ranged dax_syncs (a quarter each)",
+    "c4r: c4, marks in random order",
     "d: 2 threads mark k/2 each, a 3rd syncs",
     "e1: 1-byte records",
     "e64: 64-byte records",
@@ -67,6 +69,7 @@ static dax_map_t *m;
 static unsigned pmask = (1u << NP) - 1; /* --patterns: which to run (a always) */
 static char *base;
 static size_t maplen;
+static size_t *perm; /* c4r: the order in which the records are stored and marked */
 
 /* ---- distinct random units --------------------------------------------------- */
 static uint64_t *hset;
@@ -131,7 +134,15 @@ static double run(int p, int oracle, size_t k, uint64_t *offs, uint32_t *extra, 
     draw(offs, p == P_E1 ? extra : NULL, k, unit);
     if (p == P_E1)
         for (size_t i = 0; i < k; i++) offs[i] += extra[i];
-    if (p == P_C4) qsort(offs, k, sizeof *offs, cmpu64); /* the caller knows its ranges */
+    int quarters = p == P_C4 || p == P_C4R;
+    if (quarters) qsort(offs, k, sizeof *offs, cmpu64); /* the caller knows its ranges */
+    for (size_t i = 0; i < k; i++) perm[i] = i;
+    if (p == P_C4R)
+        for (size_t i = k - 1; i > 0; i--) {
+            size_t j = (size_t)(next() % (i + 1)), x = perm[i];
+            perm[i] = perm[j];
+            perm[j] = x;
+        }
     uint64_t lo = UINT64_MAX, hi = 0;
     if (p == P_C1 && !oracle)
         for (size_t i = 0; i < k; i++) {
@@ -147,15 +158,15 @@ static double run(int p, int oracle, size_t k, uint64_t *offs, uint32_t *extra, 
         pthread_barrier_wait(&bar); /* done */
     } else {
         for (size_t i = 0; i < k; i++) {
-            memset(base + offs[i], v, rec);
-            if (!oracle) dax_mark_dirty(m, base + offs[i], rec);
+            memset(base + offs[perm[i]], v, rec);
+            if (!oracle) dax_mark_dirty(m, base + offs[perm[i]], rec);
         }
     }
     /* settle the stores (and, for the marks' locked instructions, any write-backs still
      * in flight from the run before) */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     double t0 = now_ns(), t;
-    if (oracle && p == P_C4) {
+    if (oracle && quarters) {
         /* four calls, four fences: each range's lines, then a fence */
         size_t parts = k < 4 ? k : 4;
         for (size_t g = 0; g < parts; g++) {
@@ -183,7 +194,8 @@ static double run(int p, int oracle, size_t k, uint64_t *offs, uint32_t *extra, 
     case P_C1:
         dax_sync(m, base + lo, hi - lo);
         break;
-    case P_C4: {
+    case P_C4:
+    case P_C4R: {
         size_t parts = k < 4 ? k : 4;
         for (size_t g = 0; g < parts; g++) {
             size_t a = k * g / parts, b = k * (g + 1) / parts;
@@ -210,6 +222,7 @@ static void patterns(const size_t *ks, int nk, int rounds) {
     for (int i = 0; i < nk; i++) kmax = ks[i] > kmax ? ks[i] : kmax;
     uint64_t *offs = malloc(kmax * sizeof *offs);
     uint32_t *extra = malloc(kmax * sizeof *extra);
+    perm = malloc(kmax * sizeof *perm);
     for (hmask = 1; hmask < 4 * kmax; hmask <<= 1);
     hset = malloc(hmask * sizeof *hset);
     hmask--;
@@ -249,8 +262,8 @@ static void patterns(const size_t *ks, int nk, int rounds) {
             if (!(pmask >> p & 1)) continue;
             double ro[MAXR], ra[MAXR], d[MAXR], o[MAXR];
             int met1 = 0, met2 = 0;
-            /* the +0.3 us is per dax_sync call (c4 makes four) */
-            double slack = 300.0 * (p == P_C4 ? (k < 4 ? k : 4) : 1);
+            /* the +0.3 us is per dax_sync call (c4 and c4r make four) */
+            double slack = 300.0 * (p == P_C4 || p == P_C4R ? (k < 4 ? k : 4) : 1);
             for (int r = 0; r < rounds; r++) {
                 ro[r] = t[p][0][r] / t[p][1][r];
                 ra[r] = t[p][0][r] / t[P_A][0][r];
@@ -281,6 +294,7 @@ static void patterns(const size_t *ks, int nk, int rounds) {
     pthread_barrier_destroy(&bar);
     free(offs);
     free(extra);
+    free(perm);
     free(hset);
 }
 
@@ -391,7 +405,7 @@ int main(int argc, char **argv) {
                     if (strlen(tok) == n && strncmp(tok, pname[p], n) == 0) pmask |= 1u << p, found = 1;
                 }
                 if (!found) {
-                    fprintf(stderr, "bench_patterns: unknown pattern %s (a b c1 c4 d e1 e64 e4K)\n", tok);
+                    fprintf(stderr, "bench_patterns: unknown pattern %s (a b c1 c4 c4r d e1 e64 e4K)\n", tok);
                     return 2;
                 }
             }

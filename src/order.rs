@@ -284,18 +284,23 @@ fn count(stats: &mut KeyStats, hist: &mut [u32], counted: bool, k: u64) {
     }
 }
 
-/// Entries up to which the spill may be kept in the order they came (`Spill`).
-pub const SMALL_SPILL: usize = 256;
+/// Passes `Spill::take_into` makes over entries out of key order before it sorts them.
+/// A pass costs about what an eighth to a sixteenth of a sort of the same entries
+/// costs: the passes cost at most about what sorting at once would.
+const SORT_AFTER_PASSES: u32 = 8;
 
 /// Mark-log entries (`marklog::key`) that ranged syncs took and kept out of the index
 /// (sync.rs), with their line count. Kept in key order (by first line) while they
-/// come in order or once there are more than `SMALL_SPILL`: a ranged sync finds its
-/// part by two binary searches, not a pass over all of them (measured: 4-7 ns an entry
-/// a call, when four ranged syncs took 10 000 marks in turn). Up to `SMALL_SPILL`
-/// entries that came out of order stay as they came, and a ranged sync takes its part
-/// in one pass (measured: sorting 75 random entries cost as much as the rest of a
-/// ranged sync of 25 lines; keys taken as they came keep the small-sync write-back
-/// path, `Scratch::extend_from`).
+/// come in order: a ranged sync finds its part by two binary searches, not a pass over
+/// all of them (measured: 4-7 ns an entry a call with a branch on each entry, when
+/// four ranged syncs took 10 000 marks in turn). Entries that came out of order stay
+/// as they came, and a ranged sync takes its part in one pass without a branch on
+/// where an entry lies (measured: sorting 75 random entries cost as much as the rest
+/// of a ranged sync of 25 lines, and sorting 7500 ~150 us, where the three passes of
+/// the next three syncs cost a tenth of it); after `SORT_AFTER_PASSES` passes they
+/// are sorted, so that many small ranged syncs over a large spill do not each pay a
+/// pass. Keys taken as they came keep the small-sync write-back path
+/// (`Scratch::extend_from`).
 #[derive(Default)]
 pub struct Spill {
     keys: Vec<u64>,
@@ -305,8 +310,9 @@ pub struct Spill {
     before: Vec<u64>,
     after: Vec<u64>,
     taken: Vec<std::sync::atomic::AtomicU64>,
-    /// The entries are out of key order (never past `SMALL_SPILL`).
+    /// The entries are out of key order; passes over them since.
     unsorted: bool,
+    passes: u32,
 }
 
 impl Spill {
@@ -350,44 +356,65 @@ impl Spill {
         self.lines += lines;
     }
 
-    /// After pushes from `from` on: the entries are still in key order, or, past
-    /// `SMALL_SPILL` entries, sorted again (a stable sort, which merges a sorted prefix
-    /// and the new entries' runs in time linear in their number); else left as they
-    /// came.
+    /// After pushes from `from` on: whether the entries are still in key order.
     pub fn settle(&mut self, from: usize) {
         let k = &self.keys;
-        if from >= k.len() {
-            return;
-        }
-        let in_order =
-            !self.unsorted && (from == 0 || k[from - 1] <= k[from]) && k[from..].is_sorted();
-        if in_order {
-            return;
-        }
-        self.unsorted = k.len() <= SMALL_SPILL;
-        if !self.unsorted {
-            self.keys.sort();
+        if from < k.len()
+            && !(!self.unsorted
+                && (from == 0 || k[from - 1] <= k[from])
+                && k[from..].is_sorted())
+        {
+            self.unsorted = true;
         }
     }
 
     /// Take every entry.
     pub fn drain_all(&mut self) -> std::vec::Drain<'_, u64> {
         self.lines = 0;
-        self.unsorted = false;
+        (self.unsorted, self.passes) = (false, 0);
         self.keys.drain(..)
+    }
+
+    /// `take_range` into a sync's keys: entries out of order through
+    /// `Scratch::extend_from` (the small-sync collection: no hash set), entries in order
+    /// by `push` (the sorted path).
+    pub fn take_into(&mut self, lo: usize, hi: usize, order: &mut Scratch) {
+        if self.keys.is_empty() || lo >= hi {
+            return;
+        }
+        if self.unsorted_pass() {
+            order.extend_from(self.take_unsorted(lo, hi));
+            return;
+        }
+        self.take_range(lo, hi, |k| order.push(k));
+    }
+
+    /// Whether the next take makes a pass over entries out of order (counted); false
+    /// when they are in order, or sorted now after `SORT_AFTER_PASSES` passes.
+    fn unsorted_pass(&mut self) -> bool {
+        if !self.unsorted {
+            return false;
+        }
+        if self.passes < SORT_AFTER_PASSES {
+            self.passes += 1;
+            return true;
+        }
+        self.keys.sort_unstable();
+        (self.unsorted, self.passes) = (false, 0);
+        false
     }
 
     /// Hand the parts of the entries that lie in lines [lo, hi) to `take` (as keys: in
     /// order of their first lines when the entries are in key order, else as they came)
     /// and keep the parts outside (in key order if they were). In key order, work in
     /// proportion to what overlaps the range, plus two binary searches and a move of
-    /// the entries after it; else one pass (`take_unsorted`). `settle` must have
-    /// followed any push.
+    /// the entries after it; else one pass (`take_unsorted`; sorted after
+    /// `SORT_AFTER_PASSES` of them). `settle` must have followed any push.
     pub fn take_range(&mut self, lo: usize, hi: usize, mut take: impl FnMut(u64)) {
         if self.keys.is_empty() || lo >= hi {
             return;
         }
-        if self.unsorted {
+        if self.unsorted_pass() {
             for e in self.take_unsorted(lo, hi) {
                 take(e.load(Relaxed));
             }
@@ -438,7 +465,7 @@ impl Spill {
     }
 
     /// The parts of the entries that lie in lines [lo, hi), taken as they come in one
-    /// pass over all of them (any order; meant for at most `SMALL_SPILL`); what stays
+    /// pass over all of them (any order); what stays
     /// moved down in place (an entry leaves at most one piece before the range there;
     /// a piece after it, of an entry that spans the range, is appended). Without a
     /// branch on where an entry lies (wholly inside or wholly outside: each entry is
@@ -446,7 +473,7 @@ impl Spill {
     /// the branch missed for every other entry of a range over a quarter of random
     /// marks, and the pass cost twice the sync it served.
     #[inline(never)]
-    pub fn take_unsorted(&mut self, lo: usize, hi: usize) -> &[std::sync::atomic::AtomicU64] {
+    fn take_unsorted(&mut self, lo: usize, hi: usize) -> &[std::sync::atomic::AtomicU64] {
         let (keys, after, taken) = (&mut self.keys, &mut self.after, &mut self.taken);
         after.clear();
         taken.clear();
@@ -488,13 +515,9 @@ impl Spill {
         self.lines -= lines;
         // What stays keeps its order, but for the pieces appended.
         self.unsorted |= !after.is_empty();
-        if self.unsorted && keys.len() > SMALL_SPILL {
-            // Entries that span the range leave two pieces: past the small spill, the
-            // rest is kept sorted.
-            keys.sort();
-            self.unsorted = false;
+        if keys.is_empty() {
+            (self.unsorted, self.passes) = (false, 0);
         }
-        self.unsorted &= !keys.is_empty();
         taken
     }
 }
@@ -951,7 +974,7 @@ mod tests {
             let mut model = std::collections::BTreeMap::<usize, u64>::new();
             for _ in 0..20 {
                 let from = sp.len();
-                // Now and then more than the small spill's worth in one go.
+                // Now and then many entries in one go.
                 let most = if rnd(8) == 0 { 400 } else { 50 };
                 let mut batch: Vec<u64> = (0..rnd(most))
                     .map(|_| {
@@ -1001,7 +1024,6 @@ mod tests {
                 let mut rest = model.split_off(&lo);
                 model.append(&mut rest.split_off(&hi));
                 assert!(sp.unsorted || sp.keys.is_sorted(), "still sorted");
-                assert!(!sp.unsorted || sp.len() <= SMALL_SPILL, "sorted past SMALL_SPILL");
                 let mut left = std::collections::BTreeMap::<usize, u64>::new();
                 for &k in &sp.keys {
                     let (f, c) = unkey(k);
@@ -1018,7 +1040,7 @@ mod tests {
             assert_eq!((sp.len(), sp.lines()), (0, 0));
         }
         // Both ways of taking were tried, many times each.
-        assert!((500..5500).contains(&small), "{small} of 6000 takes from a small spill");
+        assert!((500..5500).contains(&small), "{small} of 6000 takes from entries out of order");
     }
 
     fn model_check(keys: &[u64], sorted: &[(usize, usize)]) {

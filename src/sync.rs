@@ -275,7 +275,7 @@ fn gather_range(
     // searches); the rest stays.
     let late = spill.unsorted();
     if !late {
-        spill.take_range(lo, hi, |k| order.push(k));
+        spill.take_into(lo, hi, order);
     }
     let from = spill.len();
     let mut copied = false;
@@ -310,14 +310,8 @@ fn gather_range(
     });
     spill.settle(from);
     if late || copied {
-        // The spill's part of the range now (with the runs just put there): as the
-        // entries came, through the small-sync collection (no hash set); or, sorted
-        // again meanwhile, as above.
-        if spill.unsorted() {
-            order.extend_from(spill.take_unsorted(lo, hi));
-        } else {
-            spill.take_range(lo, hi, |k| order.push(k));
-        }
+        // The spill's part of the range now (with the runs just put there).
+        spill.take_into(lo, hi, order);
     }
     m.log.hold(spill.lines());
     r
@@ -342,7 +336,7 @@ fn split_run(
     spill: &mut crate::order::Spill,
     copied: &mut bool,
 ) {
-    if spill.len() + run.len() <= crate::order::SMALL_SPILL
+    if spill.len() + run.len() <= SPILL_MAX
         && run
             .windows(2)
             .take(8)
