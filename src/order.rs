@@ -284,10 +284,12 @@ fn count(stats: &mut KeyStats, hist: &mut [u32], counted: bool, k: u64) {
     }
 }
 
-/// Passes `Spill::take_into` makes over entries out of key order before it sorts them.
-/// A pass costs about what an eighth to a sixteenth of a sort of the same entries
-/// costs: the passes cost at most about what sorting at once would.
-const SORT_AFTER_PASSES: u32 = 8;
+/// Entries out of key order that `Spill`'s passes may visit before they are sorted,
+/// in units of the entries that came out of order: a pass costs ~3-4 ns an entry and a
+/// sort ~15-20 (both measured on 10 000 random entries), so the passes cost at most
+/// about what sorting at once would, and syncs that take what was spilled in a few
+/// ranges (four quarters: the passes visit 2.5x the entries) never sort.
+const SORT_AFTER_VISITS: usize = 3;
 
 /// Mark-log entries (`marklog::key`) that ranged syncs took and kept out of the index
 /// (sync.rs), with their line count. Kept in key order (by first line) while they
@@ -296,10 +298,11 @@ const SORT_AFTER_PASSES: u32 = 8;
 /// four ranged syncs took 10 000 marks in turn). Entries that came out of order stay
 /// as they came, and a ranged sync takes its part in one pass without a branch on
 /// where an entry lies (measured: sorting 75 random entries cost as much as the rest
-/// of a ranged sync of 25 lines, and sorting 7500 ~150 us, where the three passes of
-/// the next three syncs cost a tenth of it); after `SORT_AFTER_PASSES` passes they
-/// are sorted, so that many small ranged syncs over a large spill do not each pay a
-/// pass. Keys taken as they came keep the small-sync write-back path
+/// of a ranged sync of 25 lines, and sorting 7500 ~150 us, more than the three passes
+/// of the next three syncs over them); once the passes visited `SORT_AFTER_VISITS`
+/// times the entries that came, they are sorted, so that many small ranged syncs over a
+/// large spill do not each pay a pass (64 ranged syncs over 10 000 random marks).
+/// Keys taken as they came keep the small-sync write-back path
 /// (`Scratch::extend_from`).
 #[derive(Default)]
 pub struct Spill {
@@ -310,9 +313,10 @@ pub struct Spill {
     before: Vec<u64>,
     after: Vec<u64>,
     taken: Vec<std::sync::atomic::AtomicU64>,
-    /// The entries are out of key order; passes over them since.
+    /// The entries are out of key order; entries the passes may still visit before
+    /// they are sorted (`SORT_AFTER_VISITS`).
     unsorted: bool,
-    passes: u32,
+    budget: usize,
 }
 
 impl Spill {
@@ -359,19 +363,22 @@ impl Spill {
     /// After pushes from `from` on: whether the entries are still in key order.
     pub fn settle(&mut self, from: usize) {
         let k = &self.keys;
-        if from < k.len()
-            && !(!self.unsorted
-                && (from == 0 || k[from - 1] <= k[from])
-                && k[from..].is_sorted())
-        {
+        if from >= k.len() {
+            return;
+        }
+        if self.unsorted {
+            // The new entries' share of the passes.
+            self.budget += SORT_AFTER_VISITS * (k.len() - from);
+        } else if (from > 0 && k[from - 1] > k[from]) || !k[from..].is_sorted() {
             self.unsorted = true;
+            self.budget = SORT_AFTER_VISITS * k.len();
         }
     }
 
     /// Take every entry.
     pub fn drain_all(&mut self) -> std::vec::Drain<'_, u64> {
         self.lines = 0;
-        (self.unsorted, self.passes) = (false, 0);
+        (self.unsorted, self.budget) = (false, 0);
         self.keys.drain(..)
     }
 
@@ -390,17 +397,17 @@ impl Spill {
     }
 
     /// Whether the next take makes a pass over entries out of order (counted); false
-    /// when they are in order, or sorted now after `SORT_AFTER_PASSES` passes.
+    /// when they are in order, or sorted now (`SORT_AFTER_VISITS`).
     fn unsorted_pass(&mut self) -> bool {
         if !self.unsorted {
             return false;
         }
-        if self.passes < SORT_AFTER_PASSES {
-            self.passes += 1;
+        if self.budget >= self.keys.len() {
+            self.budget -= self.keys.len();
             return true;
         }
         self.keys.sort_unstable();
-        (self.unsorted, self.passes) = (false, 0);
+        (self.unsorted, self.budget) = (false, 0);
         false
     }
 
@@ -409,7 +416,7 @@ impl Spill {
     /// and keep the parts outside (in key order if they were). In key order, work in
     /// proportion to what overlaps the range, plus two binary searches and a move of
     /// the entries after it; else one pass (`take_unsorted`; sorted after
-    /// `SORT_AFTER_PASSES` of them). `settle` must have followed any push.
+    /// `SORT_AFTER_VISITS`). `settle` must have followed any push.
     pub fn take_range(&mut self, lo: usize, hi: usize, mut take: impl FnMut(u64)) {
         if self.keys.is_empty() || lo >= hi {
             return;
@@ -476,9 +483,11 @@ impl Spill {
     fn take_unsorted(&mut self, lo: usize, hi: usize) -> &[std::sync::atomic::AtomicU64] {
         let (keys, after, taken) = (&mut self.keys, &mut self.after, &mut self.taken);
         after.clear();
-        taken.clear();
         let n = keys.len();
-        taken.resize_with(n, Default::default);
+        // Room for every entry; never shrunk (zeroing it again cost a tenth of a pass).
+        if taken.len() < n {
+            taken.resize_with(n, Default::default);
+        }
         let (ks, tk) = (&mut keys[..n], &mut taken[..n]);
         let (mut w, mut t, mut lines) = (0, 0, 0u64);
         for r in 0..n {
@@ -509,16 +518,15 @@ impl Spill {
             w += !whole as usize;
             lines += c as u64 & (whole as u64).wrapping_neg();
         }
-        taken.truncate(t);
         keys.truncate(w);
         keys.extend_from_slice(after);
         self.lines -= lines;
         // What stays keeps its order, but for the pieces appended.
         self.unsorted |= !after.is_empty();
         if keys.is_empty() {
-            (self.unsorted, self.passes) = (false, 0);
+            (self.unsorted, self.budget) = (false, 0);
         }
-        taken
+        &taken[..t]
     }
 }
 
