@@ -241,16 +241,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         // registers cost a ranged sync of one mark ~5 %.
         let mut copied = false;
         let r = crate::rings::take_runs(id, |run| {
-            let ends = [run.first(), run.last()];
-            if ends
-                .iter()
-                .flatten()
-                .all(|e| key_in(e.load(Relaxed), lo, hi))
-                && order.extend_from_in(run, lo, hi)
-            {
-                return;
-            }
-            split_run(m, lo, hi, run, order, spill, &mut copied);
+            ranged_run(m, lo, hi, run, order, spill, &mut copied)
         });
         // Anything the runs left in the spill, or forwarded to the mark log meanwhile
         // (by a sync of another mapping), as `gather_range` does.
@@ -308,16 +299,7 @@ fn gather_range(
     // outside into the spill as it is (inline: most entries of a ranged sync over
     // part of the marks), the rest (straddling, or a full spill) through `outside`.
     let r = crate::rings::take_runs(id, |run| {
-        // A run wholly in the range (a range over what was just marked) is collected
-        // as a whole sync collects it. (Its ends first: a run of marks all over the
-        // mapping is seldom inside.)
-        let ends = [run.first(), run.last()];
-        if ends.iter().flatten().all(|e| key_in(e.load(Relaxed), lo, hi))
-            && order.extend_from_in(run, lo, hi)
-        {
-            return;
-        }
-        split_run(m, lo, hi, run, order, spill, &mut copied);
+        ranged_run(m, lo, hi, run, order, spill, &mut copied)
     });
     range_tail(m, lo, hi, order, spill, from, late || copied);
     r
@@ -373,17 +355,11 @@ fn range_tail_cold(
     range_tail(m, lo, hi, order, spill, 0, copied);
 }
 
-/// A ring run of a ranged sync over lines [lo, hi) that does not lie wholly in it.
-/// Out of order (its first entries tell: a test of every pair cost a sorted run of
-/// 100 marks ~0.1 us) and small: into the spill as it is (sorting it, or pushing its
-/// keys into the sync at random, would cost more than the spill's pass; `copied`
-/// set). Else entry by entry: wholly in the range into the sync, wholly outside into
-/// the spill as it is (inline: most entries of a ranged sync over part of the marks),
-/// the rest (straddling, or a full spill) through `outside`. Out of line, once a run:
-/// the run's closure in `gather_range` stays small enough to inline (left out of
-/// line, it cost a one-mark ranged sync 10-15 %).
-#[inline(never)]
-fn split_run(
+/// A ring run of a ranged sync over lines [lo, hi). A run wholly in the range (a range
+/// over what was just marked) is collected as a whole sync collects it (its ends
+/// first: a run of marks all over the mapping is seldom inside); else `split_run`.
+#[inline(always)]
+fn ranged_run(
     m: &Mapping,
     lo: usize,
     hi: usize,
@@ -392,14 +368,45 @@ fn split_run(
     spill: &mut crate::order::Spill,
     copied: &mut bool,
 ) {
-    if spill.len() + run.len() <= SPILL_MAX
+    let ends = [run.first(), run.last()];
+    let ends_in = ends.iter().flatten().all(|e| key_in(e.load(Relaxed), lo, hi));
+    if ends_in && order.extend_from_in(run, lo, hi) {
+        return;
+    }
+    *copied |= split_run(m, lo, hi, run, order, spill, ends_in);
+}
+
+/// A ring run of a ranged sync over lines [lo, hi) that does not lie wholly in it, or
+/// too long to be collected as a whole (`ends_in`: its two ends lie in the range).
+/// Out of order (its first entries tell: a test of every pair cost a sorted run of
+/// 100 marks ~0.1 us), its ends not both in the range, and room in the spill: into the
+/// spill as it is (sorting it, or pushing its keys into the sync at random, would cost
+/// more than the spill's pass); returns true. Else entry by entry (as a run whose ends
+/// lie in the range, which mostly does: copied, 10 000 random marks in one range cost
+/// the copy and the pass, 10-15 % of the sync): wholly in the range into the sync,
+/// wholly outside into the spill as it is (inline: most entries of a ranged sync over
+/// part of the marks), the rest (straddling, or a full spill) through `outside`;
+/// returns false. Out of line, once a run: the run's closure in `gather` stays small
+/// enough to inline (left out of line, it cost a one-mark ranged sync 10-15 %).
+#[inline(never)]
+fn split_run(
+    m: &Mapping,
+    lo: usize,
+    hi: usize,
+    run: &[std::sync::atomic::AtomicU64],
+    order: &mut crate::order::Scratch,
+    spill: &mut crate::order::Spill,
+    ends_in: bool,
+) -> bool {
+    if !ends_in
+        && spill.len() + run.len() <= SPILL_MAX
         && run
             .windows(2)
             .take(8)
             .any(|w| w[0].load(Relaxed) > w[1].load(Relaxed))
     {
-        *copied = true;
-        return spill.extend_from(run);
+        spill.extend_from(run);
+        return true;
     }
     for e in run {
         let k = e.load(Relaxed);
@@ -412,6 +419,7 @@ fn split_run(
             outside(m, lo, hi, f, c, order, spill);
         }
     }
+    false
 }
 
 /// A new entry `[f, f+c)` that a ranged sync over `[lo, hi)` does not hold entirely:
