@@ -246,7 +246,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         // Anything the runs left in the spill, or forwarded to the mark log meanwhile
         // (by a sync of another mapping), as `gather_range` does.
         if !spill.is_empty() || m.log.pending() != 0 {
-            range_tail_cold(m, lo, hi, order, spill, copied);
+            range_tail(m, lo, hi, order, spill, 0, copied);
         }
         r
     } else {
@@ -309,7 +309,9 @@ fn gather_range(
 /// the rings: a sync of another mapping may have forwarded this mapping's ring entries
 /// there), the spill's order noted (`from`: its length before this sync's pushes), its
 /// part in the range taken when `take` (it was out of order, or runs were copied there
-/// whole), the lines held counted.
+/// whole), the lines held counted. Out of line: `gather`'s short way calls it only
+/// when the rings left something.
+#[inline(never)]
 fn range_tail(
     m: &Mapping,
     lo: usize,
@@ -320,7 +322,7 @@ fn range_tail(
     take: bool,
 ) {
     m.log.drain(|f, c| {
-        if f >= lo && f + c <= hi {
+        if inside(f, c, lo, hi) {
             order.push(crate::marklog::key(f, c));
         } else {
             outside(m, lo, hi, f, c, order, spill);
@@ -334,25 +336,17 @@ fn range_tail(
     m.log.hold(spill.lines());
 }
 
-/// Whether entry `k` lies wholly in lines [lo, hi).
+/// Whether lines [f, f+c) lie wholly in lines [lo, hi).
 #[inline(always)]
-fn key_in(k: u64, lo: usize, hi: usize) -> bool {
-    let (f, c) = crate::marklog::unkey(k);
+fn inside(f: usize, c: usize, lo: usize, hi: usize) -> bool {
     f >= lo && f + c <= hi
 }
 
-/// `range_tail` for `gather`'s short way (the spill was empty), out of line.
-#[cold]
-#[inline(never)]
-fn range_tail_cold(
-    m: &Mapping,
-    lo: usize,
-    hi: usize,
-    order: &mut crate::order::Scratch,
-    spill: &mut crate::order::Spill,
-    copied: bool,
-) {
-    range_tail(m, lo, hi, order, spill, 0, copied);
+/// `inside` for an entry (`marklog::key`).
+#[inline(always)]
+fn key_in(k: u64, lo: usize, hi: usize) -> bool {
+    let (f, c) = crate::marklog::unkey(k);
+    inside(f, c, lo, hi)
 }
 
 /// A ring run of a ranged sync over lines [lo, hi). A run wholly in the range (a range
@@ -411,7 +405,7 @@ fn split_run(
     for e in run {
         let k = e.load(Relaxed);
         let (f, c) = crate::marklog::unkey(k);
-        if f >= lo && f + c <= hi {
+        if inside(f, c, lo, hi) {
             order.push(k);
         } else if (f + c <= lo || f >= hi) && spill.len() < SPILL_MAX {
             spill.push(k);

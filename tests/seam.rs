@@ -1088,6 +1088,32 @@ fn marks_racing_a_split_are_kept_or_refused() {
     );
 }
 
+/// `n` marks through handle `h` of mapping `m`, each of a line drawn from the `pool`
+/// lines from `start` (`(start, pool)`), one in `long.0` of 1 to `long.1` lines; their
+/// lines added to `dirty`.
+fn mark_from_pool(
+    h: usize,
+    m: &Mapping,
+    rng: &mut Rng,
+    dirty: &mut BTreeSet<usize>,
+    n: usize,
+    (start, pool): (usize, u64),
+    long: (u64, u64),
+) {
+    let (line, nlines) = (m.line, m.len() / m.line);
+    for _ in 0..n {
+        let l = start + rng.below(pool) as usize;
+        let c = if rng.below(long.0) == 0 {
+            1 + rng.below(long.1) as usize
+        } else {
+            1
+        };
+        let c = c.min(nlines - l);
+        dirty.extend(l..l + c);
+        daxpmem::handle::mark(h as *const _, m.addr() + l * line, c * line).unwrap();
+    }
+}
+
 /// Ranged syncs in turn, over pieces of what was marked in random order, with more
 /// marks between them (the spill of one sync taken by the next, kept as the marks came
 /// or sorted: order.rs `Spill`): each sync writes back exactly the marked lines of its
@@ -1102,17 +1128,7 @@ fn ranged_syncs_in_turn_write_back_each_marked_line_once() {
     let mut rng = Rng(0x007E_570F_CA11);
     let mut dirty = BTreeSet::new();
     let mark = |rng: &mut Rng, dirty: &mut BTreeSet<usize>, n: usize, pool: u64, start: usize| {
-        for _ in 0..n {
-            let l = start + rng.below(pool) as usize;
-            let c = if rng.below(20) == 0 {
-                1 + rng.below(5) as usize
-            } else {
-                1
-            };
-            let c = c.min(nlines - l);
-            dirty.extend(l..l + c);
-            daxpmem::handle::mark(h as *const _, m.addr() + l * line, c * line).unwrap();
-        }
+        mark_from_pool(h, &m, rng, dirty, n, (start, pool), (20, 5))
     };
     for round in 0..1500u64 {
         let pool = [40u64, 400, 4000, nlines as u64][rng.below(4) as usize];
@@ -1186,17 +1202,7 @@ fn small_syncs_write_back_each_ring_marked_line_once() {
         let pool = [4u64, 40, 400, nlines as u64][rng.below(4) as usize];
         let start = rng.below(nlines as u64 - pool + 1) as usize;
         let mut want = BTreeSet::new();
-        for _ in 0..n {
-            let l = start + rng.below(pool) as usize;
-            let c = if rng.below(50) == 0 {
-                1 + rng.below(3) as usize
-            } else {
-                1
-            };
-            let c = c.min(nlines - l);
-            want.extend(l..l + c);
-            daxpmem::handle::mark(h as *const _, m.addr() + l * line, c * line).unwrap();
-        }
+        mark_from_pool(h, &m, &mut rng, &mut want, n, (start, pool), (50, 3));
         let (lo, hi) = (*want.first().unwrap(), *want.last().unwrap() + 1);
         let how = rng.below(3);
         let (slo, shi) = match how {
