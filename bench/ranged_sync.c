@@ -10,7 +10,11 @@
  *                                records (by address), the marks made in random order
  *                                (RANGED_SORTED=1: in address order); prints the median
  *                                of each of the first four calls and of the whole, for
- *                                dax and for the oracle
+ *                                dax, for the oracle and for the oracle with a locked
+ *                                instruction before and after each call's write-backs
+ *                                (as a sync takes and gives back a user of its mapping:
+ *                                a locked instruction waits for the write-backs still in
+ *                                flight, which the oracle's fence alone does not)
  *
  * K random 64-byte records in a 1 GiB mapping of a /dev/shm file; run with
  * DAXPMEM_FORCE_PMEM=1 (the write-back path on DRAM). LD_LIBRARY_PATH picks the build.
@@ -56,15 +60,17 @@ int main(int argc, char **argv) {
     unlink(path);
     char *b = dax_addr(m);
     int sorted = getenv("RANGED_SORTED") != NULL;
-    /* t[mode][call]: mode 0 dax (c1: a), 1 oracle (c1: c1), 2 (c1: oracle); call 4 = all */
+    static volatile uint64_t pin; /* the locked oracle's counter */
+    /* t[mode][call]: mode 0 dax (c1: a), 1 oracle (c1: c1), 2 locked oracle (c1: oracle);
+     * call 4 = all */
     double *t[3][5], *ratio = calloc(rounds, sizeof *ratio);
     for (int g = 0; g < 3; g++)
         for (int c = 0; c < 5; c++) t[g][c] = calloc(rounds, sizeof(double));
     uint64_t *o = malloc(k * sizeof *o), *so = malloc(k * sizeof *so);
-    int modes = c1 ? 3 : 2;
+    int modes = 3;
     for (int r = 0; r < rounds; r++) {
         for (int q = 0; q < modes; q++) {
-            int mode = (q + r) % modes, oracle = c1 ? mode == 2 : mode == 1;
+            int mode = (q + r) % modes, oracle = c1 ? mode == 2 : mode >= 1, locked = !c1 && mode == 2;
             uint64_t lo = UINT64_MAX, hi = 0;
             for (size_t i = 0; i < k; i++) {
                 o[i] = (next() % (len / LINE)) * LINE;
@@ -95,8 +101,10 @@ int main(int argc, char **argv) {
                 double a0 = now_ns();
                 if (!oracle) dax_sync(m, b + so[x], so[y - 1] + LINE - so[x]);
                 else {
+                    if (locked) __atomic_fetch_add(&pin, 1, __ATOMIC_ACQUIRE);
                     for (size_t i = x; i < y; i++) wb_cache_pmem(b + so[i], LINE);
                     wmb_pmem();
+                    if (locked) __atomic_fetch_sub(&pin, 1, __ATOMIC_RELEASE);
                 }
                 if (g < 4) t[mode][g][r] = now_ns() - a0;
             }
@@ -110,8 +118,8 @@ int main(int argc, char **argv) {
                k, a, c, or, median(ratio, rounds), a / or, c / or);
     } else {
         printf("k=%zu, %d parts, marks %s; medians, ns: calls 1-4 and all:", k, parts, sorted ? "in address order" : "in random order");
-        for (int g = 0; g < 2; g++) {
-            printf(" %s", g ? "| oracle" : "dax");
+        for (int g = 0; g < 3; g++) {
+            printf(" %s", g == 2 ? "| locked oracle" : g ? "| oracle" : "dax");
             for (int c = 0; c < 5; c++) printf(" %.0f", c < parts || c == 4 ? median(t[g][c], rounds) : 0.0);
         }
         printf("\n");
