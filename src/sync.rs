@@ -402,6 +402,16 @@ fn split_run(
         spill.extend_from(run);
         return true;
     }
+    if let Some((i0, i1)) = sorted_split(run, lo, hi) {
+        if spill.len() + run.len() - (i1 - i0) <= SPILL_MAX {
+            // In key order, one line each: the part before the range, the range's and
+            // the part after it, one copy each (the spill stays in key order).
+            spill.extend_from(&run[..i0]);
+            order.extend_from(&run[i0..i1]);
+            spill.extend_from(&run[i1..]);
+            return false;
+        }
+    }
     for e in run {
         let k = e.load(Relaxed);
         let (f, c) = crate::marklog::unkey(k);
@@ -414,6 +424,25 @@ fn split_run(
         }
     }
     false
+}
+
+/// Where lines [lo, hi) lie in `run` when its entries are in key order and each one
+/// line long (the run of a caller marking records as it goes, in address order): the
+/// entries from `.0` to `.1` lie in the range, the others wholly outside it (key order
+/// is line order). None otherwise. One pass (a branch-free test of every entry), then two
+/// binary searches: measured, the entry-by-entry split cost 4-5 ns an entry.
+fn sorted_split(run: &[std::sync::atomic::AtomicU64], lo: usize, hi: usize) -> Option<(usize, usize)> {
+    let (mut prev, mut ok) = (0, true);
+    for e in run {
+        let k = e.load(Relaxed);
+        ok &= (k >= prev) & (crate::marklog::unkey(k).1 == 1);
+        prev = k;
+    }
+    let below = |line: usize| {
+        let bound = crate::marklog::key(line, 1);
+        run.partition_point(|e| e.load(Relaxed) < bound)
+    };
+    ok.then(|| (below(lo), below(hi)))
 }
 
 /// A new entry `[f, f+c)` that a ranged sync over `[lo, hi)` does not hold entirely:

@@ -1089,8 +1089,10 @@ fn marks_racing_a_split_are_kept_or_refused() {
 }
 
 /// `n` marks through handle `h` of mapping `m`, each of a line drawn from the `pool`
-/// lines from `start` (`(start, pool)`), one in `long.0` of 1 to `long.1` lines; their
-/// lines added to `dirty`.
+/// lines from `start` (`(start, pool)`), one in `long.0` of 1 to `long.1` lines (none
+/// when `long.0` is 0), made as drawn or, when `sorted`, in address order; their lines
+/// added to `dirty`.
+#[allow(clippy::too_many_arguments)]
 fn mark_from_pool(
     h: usize,
     m: &Mapping,
@@ -1099,25 +1101,35 @@ fn mark_from_pool(
     n: usize,
     (start, pool): (usize, u64),
     long: (u64, u64),
+    sorted: bool,
 ) {
     let (line, nlines) = (m.line, m.len() / m.line);
-    for _ in 0..n {
-        let l = start + rng.below(pool) as usize;
-        let c = if rng.below(long.0) == 0 {
-            1 + rng.below(long.1) as usize
-        } else {
-            1
-        };
-        let c = c.min(nlines - l);
+    let mut marks: Vec<(usize, usize)> = (0..n)
+        .map(|_| {
+            let l = start + rng.below(pool) as usize;
+            let c = if long.0 != 0 && rng.below(long.0) == 0 {
+                1 + rng.below(long.1) as usize
+            } else {
+                1
+            };
+            (l, c.min(nlines - l))
+        })
+        .collect();
+    if sorted {
+        marks.sort_unstable();
+    }
+    for (l, c) in marks {
         dirty.extend(l..l + c);
         daxpmem::handle::mark(h as *const _, m.addr() + l * line, c * line).unwrap();
     }
 }
 
-/// Ranged syncs in turn, over pieces of what was marked in random order, with more
-/// marks between them (the spill of one sync taken by the next, kept as the marks came
-/// or sorted: order.rs `Spill`): each sync writes back exactly the marked lines of its
-/// range not written back before, each once, and a last whole sync the rest.
+/// Ranged syncs in turn, over pieces of what was marked in random order (one round in
+/// three: in address order, every other such round one line a mark: sync.rs
+/// `sorted_split`), with more marks between them (the spill of one sync taken by the
+/// next, kept as the marks came or sorted: order.rs `Spill`): each sync writes back
+/// exactly the marked lines of its range not written back before, each once, and a
+/// last whole sync the rest.
 #[test]
 fn ranged_syncs_in_turn_write_back_each_marked_line_once() {
     let len = 1 << 20;
@@ -1127,10 +1139,16 @@ fn ranged_syncs_in_turn_write_back_each_marked_line_once() {
     let nlines = len / line;
     let mut rng = Rng(0x007E_570F_CA11);
     let mut dirty = BTreeSet::new();
-    let mark = |rng: &mut Rng, dirty: &mut BTreeSet<usize>, n: usize, pool: u64, start: usize| {
-        mark_from_pool(h, &m, rng, dirty, n, (start, pool), (20, 5))
-    };
     for round in 0..1500u64 {
+        let (sorted, long) = match round % 6 {
+            0 => (true, (0, 1)),
+            3 => (true, (20, 5)),
+            _ => (false, (20, 5)),
+        };
+        let mark =
+            |rng: &mut Rng, dirty: &mut BTreeSet<usize>, n: usize, pool: u64, start: usize| {
+                mark_from_pool(h, &m, rng, dirty, n, (start, pool), long, sorted)
+            };
         let pool = [40u64, 400, 4000, nlines as u64][rng.below(4) as usize];
         let start = rng.below(nlines as u64 - pool + 1) as usize;
         let n = 1 + rng.below(500) as usize;
@@ -1202,7 +1220,7 @@ fn small_syncs_write_back_each_ring_marked_line_once() {
         let pool = [4u64, 40, 400, nlines as u64][rng.below(4) as usize];
         let start = rng.below(nlines as u64 - pool + 1) as usize;
         let mut want = BTreeSet::new();
-        mark_from_pool(h, &m, &mut rng, &mut want, n, (start, pool), (50, 3));
+        mark_from_pool(h, &m, &mut rng, &mut want, n, (start, pool), (50, 3), false);
         let (lo, hi) = (*want.first().unwrap(), *want.last().unwrap() + 1);
         let how = rng.below(3);
         let (slo, shi) = match how {
