@@ -24,8 +24,12 @@
  *
  * fork(): may be called from any thread at any moment; parent and child stay fully
  * usable (the library takes nothing across a fork, and the child frees whatever other
- * threads held). Mappings are MAP_SHARED, so both see the same data. Not supported:
- * fork() from a signal handler that interrupted a daxpmem call on the same thread.
+ * threads held). Mappings are MAP_SHARED, so both see the same data. Lines marked before
+ * the fork are the child's to sync too: those another thread's dax_sync held at the
+ * fork (marks a ranged sync kept for later, what it had taken and not yet written
+ * back) are marked dirty again in the child; should any not be readable there, every
+ * dax_sync of that mapping in the child fails with EIO. Not supported: fork() from a
+ * signal handler that interrupted a daxpmem call on the same thread.
  *
  * Signal handlers: these calls are async-signal-safe (no lock, no allocation, also
  * when they fail) and may be called from a handler, also one that interrupted a

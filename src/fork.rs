@@ -3,7 +3,9 @@
 //! where only the forking thread exists, whatever another thread had half done is
 //! released or completed:
 //! - the calls other threads had in flight hold no users of any mapping (registry);
-//! - every lock another thread held is free, its scratch state fresh (lock.rs);
+//! - every lock another thread held is free, its scratch state fresh (lock.rs); the
+//!   lines a mapping's sync state held (a ranged sync's spill, what an interrupted sync
+//!   had taken) are marked in its index again first (`sync::salvage_after_fork`);
 //! - a mark another thread had half written (a ticket without an entry) is skipped
 //!   (marklog.rs: a sync never waits for a mark); one half written into a thread's
 //!   mark ring was never published (rings.rs), whose consumer locks are reset;
@@ -30,7 +32,10 @@ fn after_fork_child() {
     crate::sync::after_fork_child();
     crate::rings::after_fork_child();
     crate::registry::after_fork_child(&mut |m| {
-        m.sync_lock.reset_after_fork();
+        m.sync_lock.reset_after_fork_with(|s| {
+            // SAFETY: `s` is m's sync scratch, and this is the forked child.
+            unsafe { crate::sync::salvage_after_fork(m, s) }
+        });
         m.fault_lock.reset_after_fork();
         m.log.after_fork_child();
         if m.track == Track::Uffd {

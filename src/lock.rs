@@ -170,8 +170,17 @@ impl<T: Default> Mutex<T> {
     /// held: the frame that took it will release it. Async-signal-safe when `T`'s
     /// default allocates nothing.
     pub fn reset_after_fork(&self) {
+        self.reset_after_fork_with(|_| ());
+    }
+
+    /// `reset_after_fork`, handing the value another thread held to `salvage` first,
+    /// as a pointer: the holder may have left it half changed (a vector's buffer may
+    /// even have been freed by a growth whose new pointer was not yet stored), so
+    /// `salvage` reads what it needs of it as such (`sys::read_own_words`).
+    pub fn reset_after_fork_with(&self, salvage: impl FnOnce(*const T)) {
         let s = self.state.load(Relaxed);
         if s != 0 && s & !WAITERS != self_id() {
+            salvage(self.value.get());
             // SAFETY: no other thread exists in the child, and the holder that could
             // reach the value is gone; the old value is overwritten without drop.
             unsafe { std::ptr::write(self.value.get(), T::default()) };

@@ -180,6 +180,12 @@ impl Scratch {
 }
 
 impl Scratch {
+    /// The address and length of the keys collected, without a reference to them (for
+    /// a forked child reading what another thread's sync held: `sync::salvage_after_fork`).
+    pub(crate) fn raw_keys(&self) -> (usize, usize) {
+        (self.keys.as_ptr() as usize, self.keys.len())
+    }
+
     /// `extend_from`, if every entry of `run` lies wholly in lines `[lo, hi)`;
     /// otherwise nothing is collected and it returns false. When the run's keys were
     /// all one line long (kept unique: the usual small sync), the run's least and
@@ -320,6 +326,15 @@ pub struct Spill {
 }
 
 impl Spill {
+    /// The addresses and lengths of the entries held and of the scratch of those a pass
+    /// took, without a reference to them (as `Scratch::raw_keys`).
+    pub(crate) fn raw_keys(&self) -> [(usize, usize); 2] {
+        [
+            (self.keys.as_ptr() as usize, self.keys.len()),
+            (self.taken.as_ptr() as usize, self.taken.len()),
+        ]
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.keys.len()

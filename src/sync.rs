@@ -74,6 +74,57 @@ pub fn after_fork_child() {
     RETIRE_GEN.fetch_add(1, SeqCst);
 }
 
+/// In a forked child, the sync state `s` of mapping `m` whose sync lock another thread
+/// held at the fork (that thread is gone; `m.sync_lock` starts afresh after this): every
+/// line it held is marked in the index again, so that the child's next sync writes it
+/// back — the entries a ranged sync kept out of its range (the spill, which lives on
+/// from sync to sync), and what the interrupted sync had taken and not yet written back
+/// (its collected entries, its index runs). Lines it had written back already are
+/// written back again: harmless. The state may be half changed, and a vector's buffer
+/// freed by a growth whose new pointer was not yet stored, so the buffers are read
+/// through the kernel (`sys::read_own_words`) and every entry is checked against the
+/// mapping; if any could not be read, the mapping's later syncs fail with EIO (sticky,
+/// as after a failed write-back): the child cannot vouch for those lines.
+/// Async-signal-safe (no allocation: the index is marked in place).
+///
+/// # Safety
+/// `s` points to `m`'s sync scratch, in a forked child (no other thread exists).
+pub(crate) unsafe fn salvage_after_fork(m: &Mapping, s: *const SyncScratch) {
+    // SAFETY: `s` is the mapping's scratch, alive (the mapping is); only this thread
+    // exists. Each field is a value the holder stored (a fork copies memory at one
+    // instant, and word stores are not torn), so the vectors are valid values; only
+    // their pointers and lengths are read here, never their buffers.
+    let s = unsafe { &*s };
+    let lines = m.lines();
+    let mut ok = true;
+    let mut key = |k: u64| {
+        let (f, c) = ((k >> crate::marklog::COUNT_BITS) as usize, (k & ((1 << crate::marklog::COUNT_BITS) - 1)) as usize);
+        // A key is ((first + 1) << COUNT_BITS) | count, 1 <= count <= MAX_RUN.
+        if f >= 1 && f - 1 < lines && (1..=crate::marklog::MAX_RUN).contains(&c) {
+            m.index.mark(f - 1, (f - 1 + c).min(lines));
+        }
+    };
+    let [spill, passed] = s.spill.raw_keys();
+    for (at, n) in [s.order.raw_keys(), spill, passed] {
+        ok &= sys::read_own_words(at, n, &mut key);
+    }
+    for v in [&s.taken, &s.runs] {
+        // (first line, count) pairs, as two words each.
+        let mut first = None;
+        ok &= sys::read_own_words(v.as_ptr() as usize, v.len() * 2, |w| {
+            match first.take() {
+                None => first = Some(w as usize),
+                Some(f) if f < lines => m.index.mark(f, f.saturating_add(w as usize).min(lines)),
+                Some(_) => {}
+            }
+        });
+    }
+    m.log.hold(0);
+    if !ok {
+        m.note_fork_loss();
+    }
+}
+
 /// Lines written back by every sync in the process. Exact unless unmaps keep
 /// overlapping the read: after `TRIES` attempts it returns a sum that may miss the
 /// mapping being retired (never one counted twice). Async-signal-safe (no lock; the
@@ -229,10 +280,15 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         // The whole mapping: the entries are the keys. The per-thread rings first: what
         // they hold of other mappings goes to those mappings' logs (rings.rs).
         let r = crate::rings::take_runs(id, |run| order.extend_from(run));
-        m.log.drain_keys(order);
-        if !spill.is_empty() {
-            order.extend(spill.drain_all());
-            m.log.hold(0);
+        // Not after a failure (a handler that interrupted a sync holding a ring's lock):
+        // the call fails without allocating (the interrupted code may hold the
+        // allocator's lock), and what is left stays for the next sync.
+        if r.is_ok() {
+            m.log.drain_keys(order);
+            if !spill.is_empty() {
+                order.extend(spill.drain_all());
+                m.log.hold(0);
+            }
         }
         r
     } else if spill.is_empty() && m.log.pending() == 0 {
@@ -246,7 +302,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         // Anything the runs left in the spill, or forwarded to the mark log meanwhile
         // (by a sync of another mapping), as `gather_range` does.
         if !spill.is_empty() || m.log.pending() != 0 {
-            range_tail(m, lo, hi, order, spill, 0, copied);
+            range_tail(m, lo, hi, order, spill, 0, copied && r.is_ok(), r.is_ok());
         }
         r
     } else {
@@ -301,7 +357,7 @@ fn gather_range(
     let r = crate::rings::take_runs(id, |run| {
         ranged_run(m, lo, hi, run, order, spill, &mut copied)
     });
-    range_tail(m, lo, hi, order, spill, from, late || copied);
+    range_tail(m, lo, hi, order, spill, from, (late || copied) && r.is_ok(), r.is_ok());
     r
 }
 
@@ -309,8 +365,10 @@ fn gather_range(
 /// the rings: a sync of another mapping may have forwarded this mapping's ring entries
 /// there), the spill's order noted (`from`: its length before this sync's pushes), its
 /// part in the range taken when `take` (it was out of order, or runs were copied there
-/// whole), the lines held counted. Out of line: `gather`'s short way calls it only
-/// when the rings left something.
+/// whole), the lines held counted. Without `drain` (the rings failed: a handler that
+/// interrupted a sync), the log is left for the next sync and nothing is allocated.
+/// Out of line: `gather`'s short way calls it only when the rings left something.
+#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn range_tail(
     m: &Mapping,
@@ -320,14 +378,17 @@ fn range_tail(
     spill: &mut crate::order::Spill,
     from: usize,
     take: bool,
+    drain: bool,
 ) {
-    m.log.drain(|f, c| {
-        if inside(f, c, lo, hi) {
-            order.push(crate::marklog::key(f, c));
-        } else {
-            outside(m, lo, hi, f, c, order, spill);
-        }
-    });
+    if drain {
+        m.log.drain(|f, c| {
+            if inside(f, c, lo, hi) {
+                order.push(crate::marklog::key(f, c));
+            } else {
+                outside(m, lo, hi, f, c, order, spill);
+            }
+        });
+    }
     spill.settle(from);
     if take {
         // The spill's part of the range now (with the runs just put there).
@@ -483,7 +544,7 @@ fn outside(
 /// Move everything marked into the index: the mark log and a ranged sync's spill (the
 /// caller holds the sync lock: `scratch` is its guard's). Before a split or a punched
 /// hole, which work on the index.
-pub fn all_to_index(m: &Mapping, scratch: &mut SyncScratch, what: &str) -> Result<()> {
+pub fn all_to_index(m: &Mapping, scratch: &mut SyncScratch, what: &'static str) -> Result<()> {
     crate::rings::take(m.reg_id.load(Relaxed), |k| {
         let (f, c) = crate::marklog::unkey(k);
         m.index.mark(f, f + c)

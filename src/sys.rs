@@ -118,6 +118,40 @@ pub fn close(fd: i32) {
     }
 }
 
+/// Hand the `n` 64-bit words at `addr` of this process's memory to `f`, read through
+/// the kernel (process_vm_readv) in chunks of a stack buffer: memory that may have been
+/// freed (and unmapped) is read without a fault, and without allocating
+/// (async-signal-safe). False if any word could not be read (then some were not
+/// handed out).
+pub fn read_own_words(addr: usize, n: usize, mut f: impl FnMut(u64)) -> bool {
+    const CHUNK: usize = 256;
+    let mut buf = [0u64; CHUNK];
+    let mut done = 0;
+    while done < n {
+        let m = (n - done).min(CHUNK);
+        let Some(at) = done.checked_mul(8).and_then(|b| addr.checked_add(b)) else {
+            return false;
+        };
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: m * 8,
+        };
+        let remote = libc::iovec {
+            iov_base: at as *mut libc::c_void,
+            iov_len: m * 8,
+        };
+        // SAFETY: the local iovec is this frame's buffer of m words; the kernel checks
+        // the remote range and fails (EFAULT) rather than fault on it.
+        let r = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        if r != (m * 8) as isize {
+            return false;
+        }
+        buf[..m].iter().for_each(|&w| f(w));
+        done += m;
+    }
+    true
+}
+
 pub(crate) const PAGE: usize = 4096;
 
 /// A private anonymous MAP_NORESERVE region of `len` bytes, zero-filled, backed by the

@@ -1247,3 +1247,148 @@ fn small_syncs_write_back_each_ring_marked_line_once() {
     drop(m);
     daxpmem::handle::unmap(h as *const _).unwrap();
 }
+
+/// A fork while another thread holds the mapping's sync lock (its ranged syncs of line
+/// 0), with marks kept in the spill of an earlier ranged sync (lines 1000-1099, outside
+/// its range): the child's whole sync writes back every one of them (the lock's scratch
+/// is not the child's to drop: fork.rs). Found by a hostile test (session 10): 190 of 200
+/// children lost them.
+#[test]
+fn fork_while_another_thread_syncs_keeps_what_was_spilled() {
+    use std::sync::atomic::AtomicBool;
+    let len = 1 << 20;
+    let h = daxpmem::handle::new(shm_mapping("forkspill", len, true)).unwrap() as usize;
+    let m = daxpmem::handle::get(h as *const _, "test").unwrap();
+    let line = m.line;
+    for l in 1000..1100 {
+        daxpmem::handle::mark(h as *const _, m.addr() + l * line, 1).unwrap();
+    }
+    // A ranged sync over [0, 100): lines 1000-1099 go to the spill.
+    daxpmem::sync::sync(&m, m.addr(), 100 * line).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let t = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let m = daxpmem::handle::get(h as *const _, "test").unwrap();
+            while !stop.load(SeqCst) {
+                daxpmem::sync::sync(&m, m.addr(), line).unwrap();
+            }
+        })
+    };
+    let mut lost = 0;
+    for _ in 0..100 {
+        // SAFETY: the child runs only this thread's code and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            seam::start();
+            let r = daxpmem::sync::sync(&m, m.addr(), len);
+            let got: BTreeSet<usize> = lines_of(&seam::take())
+                .into_iter()
+                .map(|a| (a - m.addr()) / line)
+                .collect();
+            let missing = (1000..1100).filter(|l| !got.contains(l)).count();
+            let dirty = daxpmem::sync::dirty_lines(&m);
+            let code = if r.is_err() {
+                2
+            } else if missing > 0 {
+                1
+            } else if dirty != 0 {
+                3
+            } else {
+                0
+            };
+            // SAFETY: leaving the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        let mut st = 0;
+        // SAFETY: waiting for the child just forked.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        assert!(libc::WIFEXITED(st), "child died: {st}");
+        match libc::WEXITSTATUS(st) {
+            0 => {}
+            1 => lost += 1,
+            2 => panic!("the child's sync failed"),
+            c => panic!("the child's dirty count is not 0 after a whole sync ({c})"),
+        }
+    }
+    stop.store(true, SeqCst);
+    t.join().unwrap();
+    assert_eq!(
+        lost, 0,
+        "children whose whole sync returned Ok without the spilled lines"
+    );
+    drop(m);
+    daxpmem::handle::unmap(h as *const _).unwrap();
+}
+
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    pub struct Counting;
+    thread_local! {
+        static COUNTING: Cell<bool> = const { Cell::new(false) };
+    }
+    static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+    // SAFETY: forwards to the system allocator; only counts (this thread's, when asked).
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            if COUNTING.try_with(Cell::get).unwrap_or(false) {
+                ALLOCS.fetch_add(1, SeqCst);
+            }
+            // SAFETY: forwarded.
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            // SAFETY: forwarded.
+            unsafe { System.dealloc(p, l) }
+        }
+    }
+    /// Allocations `f` made on this thread.
+    pub fn allocs(f: impl FnOnce()) -> usize {
+        ALLOCS.store(0, SeqCst);
+        COUNTING.with(|c| c.set(true));
+        f();
+        COUNTING.with(|c| c.set(false));
+        ALLOCS.load(SeqCst)
+    }
+}
+#[global_allocator]
+static COUNTING_ALLOC: counting::Counting = counting::Counting;
+
+unsafe extern "C" {
+    fn dax_sync(m: *mut libc::c_void, addr: *const libc::c_void, len: usize) -> libc::c_int;
+    fn dax_mark_dirty(m: *mut libc::c_void, addr: *const libc::c_void, len: usize) -> libc::c_int;
+}
+
+/// `dax_sync` on the thread that holds the mapping's sync lock (a signal handler that
+/// interrupted a sync of it) fails with EDEADLK without allocating, whole or ranged:
+/// the interrupted code may hold the allocator's lock. (A hostile test hung in 3 of 21
+/// runs while the error's message was formatted, session 10.)
+#[test]
+fn reentered_sync_fails_with_edeadlk_without_allocating() {
+    let h = daxpmem::handle::new(shm_mapping("reenter", 1 << 20, true)).unwrap();
+    let m = daxpmem::handle::get(h, "test").unwrap();
+    let (a, hc) = (m.addr() as *const libc::c_void, h as *mut libc::c_void);
+    // SAFETY: a failing call (NULL handle) warms this thread's message buffer up.
+    assert_eq!(unsafe { dax_mark_dirty(std::ptr::null_mut(), a, 1) }, -1);
+    daxpmem::handle::mark(h, m.addr(), 64).unwrap();
+    let g = m.sync_lock.lock().unwrap();
+    for (addr, len) in [(std::ptr::null(), 0), (a, 4096)] {
+        let mut r = (0, 0);
+        let n = counting::allocs(|| {
+            // SAFETY: a live handle; the range lies inside its mapping.
+            let rc = unsafe { dax_sync(hc, addr, len) };
+            r = (
+                rc,
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            );
+        });
+        assert_eq!(r, (-1, libc::EDEADLK));
+        assert_eq!(n, 0, "the failing sync allocated");
+    }
+    drop(g);
+    daxpmem::sync::sync(&m, m.addr(), m.len()).unwrap();
+    drop(m);
+    daxpmem::handle::unmap(h).unwrap();
+}

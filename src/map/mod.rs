@@ -145,7 +145,7 @@ pub struct Mapping {
     /// DAX_TRACK_UFFD: the mapping's userfaultfd and pagemap descriptors.
     pub uffd: UffdState,
     /// A write-back of this mapping failed (sticky until unmap: every later sync fails
-    /// with EIO): FAILED_MSYNC, FAILED_LOST_PAGES bits; see `failure`.
+    /// with EIO): FAILED_MSYNC, FAILED_LOST_PAGES, FAILED_FORK bits; see `failure`.
     pub failed: AtomicU32,
     /// The errno of the first failed msync / fdatasync.
     pub failed_errno: AtomicI32,
@@ -162,19 +162,23 @@ pub struct Mapping {
 /// The error of a call that needs a mapping's sync lock while this thread holds it
 /// already: it was made from a signal handler that interrupted a sync (or another call
 /// holding the lock) on the same thread. Waiting would wait forever.
-pub fn reentered(what: &str) -> Error {
-    Error::new(
+/// Static text: making and recording it never allocates (the handler may have
+/// interrupted the allocator). Out of line and cold, as the formatting version was.
+#[cold]
+#[inline(never)]
+pub fn reentered(what: &'static str) -> Error {
+    Error::at(
         libc::EDEADLK,
-        format!(
-            "{what}: re-entered from a signal handler that interrupted a call holding this \
-             mapping's sync lock on the same thread (not async-signal-safe)"
-        ),
+        what,
+        "re-entered from a signal handler that interrupted a call holding this \
+         mapping's sync lock on the same thread (not async-signal-safe)",
     )
 }
 
 /// `Mapping::failed` bits.
 pub(crate) const FAILED_MSYNC: u32 = 1;
 pub(crate) const FAILED_LOST_PAGES: u32 = 2;
+pub(crate) const FAILED_FORK: u32 = 4;
 
 /// Scratch space reused by the syncs of a mapping (under `sync_lock`).
 #[derive(Default)]
@@ -273,6 +277,12 @@ impl Mapping {
         self.failed.fetch_or(FAILED_LOST_PAGES, Relaxed);
     }
 
+    /// Record, in a forked child, lines another thread's sync held at the fork that could
+    /// not be read back (`sync::salvage_after_fork`): every later sync fails.
+    pub fn note_fork_loss(&self) {
+        self.failed.fetch_or(FAILED_FORK, Relaxed);
+    }
+
     /// Err(EIO) if a write-back of this mapping ever failed (sticky until unmap).
     #[inline]
     pub fn check_failed(&self, what: &str) -> Result<()> {
@@ -292,6 +302,9 @@ impl Mapping {
                 if self.pmem { "msync/fdatasync" } else { "msync" },
                 std::io::Error::from_raw_os_error(e)
             );
+        }
+        if f & FAILED_FORK != 0 {
+            msg += " this process was forked while another thread's sync of it held dirty lines, and they could not all be read back in this child;";
         }
         if f & FAILED_LOST_PAGES != 0 {
             msg += &format!(
