@@ -208,6 +208,22 @@ impl DirtyIndex {
         }
     }
 
+    /// In a forked child (only this thread exists): the stripes' counts recomputed from
+    /// the bits. A mark or a take another thread was making at the fork may have
+    /// changed its bits and not yet its count, which would then stay off in the child
+    /// (a whole sync that returned 0 left `dirty_lines` at 17 000-190 000 in a hostile
+    /// test). Visits only words below set summary bits: time in proportion to the dirty
+    /// words. Async-signal-safe.
+    pub fn recount_after_fork(&self) {
+        let mut counts = [0u64; STRIPES];
+        self.visit(self.levels.len() - 1, 0, 0, self.len(), &mut |l, _| {
+            counts[stripe_of(l / 64)] += 1;
+        });
+        for (c, n) in self.counts.iter().zip(counts) {
+            c.0.store(n, Relaxed);
+        }
+    }
+
     /// The lines set in the whole index, from the stripes' counts: a few loads,
     /// whatever the index's size. Exact when no mark or take runs at the same time.
     pub fn dirty_lines(&self) -> u64 {

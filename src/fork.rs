@@ -6,6 +6,8 @@
 //! - every lock another thread held is free, its scratch state fresh (lock.rs); the
 //!   lines a mapping's sync state held (a ranged sync's spill, what an interrupted sync
 //!   had taken) are marked in its index again first (`sync::salvage_after_fork`);
+//! - the dirty index's line counts are recomputed from its bits (a mark or take another
+//!   thread had half made may have set or cleared bits without counting them);
 //! - a mark another thread had half written (a ticket without an entry) is skipped
 //!   (marklog.rs: a sync never waits for a mark); one half written into a thread's
 //!   mark ring was never published (rings.rs), whose consumer locks are reset;
@@ -38,6 +40,7 @@ fn after_fork_child() {
         });
         m.fault_lock.reset_after_fork();
         m.log.after_fork_child();
+        m.index.recount_after_fork();
         if m.track == Track::Uffd {
             m.uffd.after_fork_child();
         }
