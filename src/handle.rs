@@ -387,7 +387,9 @@ impl Mapping {
 
     /// Write `[dst, dst+len)` with `streamed` on pmem (marking the lines it did not
     /// stream) or `plain` on the page cache (marking all of it), under the SIGBUS
-    /// handler's watch: EIO if a page was lost meanwhile.
+    /// handler's watch: EIO if a page was lost meanwhile, or if the range reaches past
+    /// the lowest page lost before (a zero page the handler put there takes the write
+    /// without a fault, and it never reaches the file).
     #[inline(always)]
     fn write_in(
         &self,
@@ -406,7 +408,7 @@ impl Mapping {
             plain();
             self.mark(dst, len);
         }
-        if op.finish() {
+        if op.finish() | (dst + len > self.lost_from.load(std::sync::atomic::Ordering::Relaxed)) {
             return Err(Error::new(
                 libc::EIO,
                 format!(

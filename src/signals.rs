@@ -323,7 +323,7 @@ fn on_lost_page(addr: usize) -> bool {
     if r != Ok(page) {
         return false;
     }
-    found.note_lost_page();
+    found.note_lost_page(page);
     let _ = OP.try_with(|o| o.lost.set(true));
     true
 }

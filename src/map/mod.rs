@@ -151,6 +151,9 @@ pub struct Mapping {
     pub failed_errno: AtomicI32,
     /// Pages the SIGBUS handler replaced because the file no longer backed them.
     pub lost_pages: AtomicU64,
+    /// The lowest of them (usize::MAX: none): a write from there on may land on a
+    /// replaced page, where it is lost without a fault (`handle::write_in`).
+    pub lost_from: AtomicUsize,
     /// The thread (`lock::self_id`) writing the mapping back right now (under the
     /// sync lock), 0 for none: a SIGBUS on that thread in the mapping is a lost page.
     pub writer: AtomicUsize,
@@ -272,8 +275,9 @@ impl Mapping {
     }
 
     /// Record a page the file no longer backs (async-signal-safe: the SIGBUS handler).
-    pub fn note_lost_page(&self) {
+    pub fn note_lost_page(&self, page: usize) {
         self.lost_pages.fetch_add(1, Relaxed);
+        self.lost_from.fetch_min(page, Relaxed);
         self.failed.fetch_or(FAILED_LOST_PAGES, Relaxed);
     }
 
@@ -392,6 +396,7 @@ impl Mapping {
             failed: AtomicU32::new(0),
             failed_errno: AtomicI32::new(0),
             lost_pages: AtomicU64::new(0),
+            lost_from: AtomicUsize::new(usize::MAX),
             writer: AtomicUsize::new(0),
             reg_id: AtomicU64::new(0),
         })
@@ -421,6 +426,9 @@ impl Mapping {
         piece
             .lost_pages
             .store(self.lost_pages.load(Relaxed), Relaxed);
+        piece
+            .lost_from
+            .store(self.lost_from.load(Relaxed), Relaxed);
         // Allocated first, so no failure can drop the lines moved here.
         self.move_lines_to(&piece);
         Ok(piece)
