@@ -319,7 +319,9 @@ thread_local! {
 }
 
 /// A copy or fill into `m`'s memory in progress (dax_memcpy, dax_memset):
-/// `unmap_range` waits for it before the memory goes.
+/// `unmap_range` waits for it before the memory goes, and the fault handlers still find
+/// `m` for it once it is retired (`registry::find_retired`: a close's sync may have
+/// protected its pages again), so it completes on the memory.
 pub struct Copying<'a>(&'a Mapping);
 
 impl<'a> Copying<'a> {

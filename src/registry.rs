@@ -12,7 +12,8 @@
 //!   the user count reach 0 (the unmapping call itself, or the last call that was still
 //!   inside). Nobody waits for readers. Calls that must stay async-signal-safe release
 //!   without freeing (`Ref::no_reap`); what they leave is freed by the next ordinary
-//!   call (`reap`).
+//!   call (`reap`). The fault handlers alone take a user of a retired mapping, and only
+//!   while a call still holds one (`find_retired`).
 //! - In a forked child the calls other threads had in flight are gone: their users are
 //!   dropped and half-made slots discarded (`after_fork_child`).
 
@@ -348,6 +349,45 @@ fn find_where(hit: &dyn Fn(usize, usize) -> bool) -> Option<Ref> {
             // The bounds cannot change while a user is held: check them again.
             if hit(r.addr(), r.addr() + r.len()) {
                 return Some(r.no_reap());
+            }
+        }
+    }
+    None
+}
+
+/// The retired mapping containing `addr` that a call is still inside (holds a user of),
+/// with a user of its own (released without freeing: async-signal-safe). For the fault
+/// handlers: a copy or fill that began before its mapping was retired completes on the
+/// mapped memory (handle::Copying), and may fault there. A user is taken only while
+/// another is held, so the slot is neither freed nor reused under the lookup.
+pub fn find_retired(addr: usize) -> Option<Ref> {
+    let high = HIGH.load(Acquire);
+    for (i, s) in SLOTS[..high].iter().enumerate() {
+        let mut cur = s.state.load(Acquire);
+        while cur & (LIVE | OCC | BUSY) == OCC
+            && users_of(cur) != 0
+            && users_of(cur) != USERS_MAX
+            && s.start.load(Relaxed) <= addr
+            && addr < s.end.load(Relaxed)
+        {
+            match s
+                .state
+                .compare_exchange_weak(cur, cur + USER, Acquire, Acquire)
+            {
+                Ok(_) => {
+                    let r = Ref {
+                        idx: i as u32,
+                        gen: gen_of(cur),
+                        ptr: s.ptr.load(Acquire),
+                        reap: false,
+                    };
+                    // The bounds cannot change while a user is held: check them again.
+                    if r.addr() <= addr && addr < r.addr() + r.len() {
+                        return Some(r);
+                    }
+                    break;
+                }
+                Err(now) => cur = now,
             }
         }
     }

@@ -150,7 +150,7 @@ extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             ((*info).si_code, (*info).si_addr() as usize, err & 2 != 0)
         };
         // si_code <= 0: sent (kill, raise, sigqueue), not a fault: never ours.
-        code == SEGV_ACCERR && write && crate::track::on_write_fault(addr)
+        code == SEGV_ACCERR && write && crate::track::on_write_fault(addr, in_op)
     })
     .unwrap_or(false);
     crate::error::set_errno(saved);
@@ -290,21 +290,26 @@ impl Drop for InOp {
     }
 }
 
+/// Whether this thread is inside a copy, fill or read of `m` (`enter`). Touches the
+/// thread-local: call it only once a mapping was found at the faulting address.
+fn in_op(m: &Mapping) -> bool {
+    OP.try_with(|o| o.map.get()).unwrap_or(0) == m as *const Mapping as usize
+}
+
 /// A SIGBUS at `addr`: ours if `addr` lies in a registered mapping this thread is
 /// operating on. Then the page becomes a private zero page (so the instruction
 /// succeeds when re-executed) and the mapping records the loss (sticky EIO).
 fn on_lost_page(addr: usize) -> bool {
     // The registry first: only a thread that is inside an operation touches the TLS
     // (a thread's first access to a dlopen'ed library's TLS may allocate).
-    // A user of the mapping while this runs (released without freeing).
-    let Some(r) = registry::find(addr) else {
+    // A user of the mapping while this runs (released without freeing); a retired one
+    // when this thread's copy or fill began before the retirement (handle::Copying).
+    let Some(r) = registry::find(addr).or_else(|| registry::find_retired(addr)) else {
         return false;
     };
     let found: &Mapping = &r;
     let writing_back = found.writer.load(SeqCst) == crate::lock::self_id() as usize;
-    if !writing_back
-        && OP.try_with(|o| o.map.get()).unwrap_or(0) != found as *const Mapping as usize
-    {
+    if !writing_back && !in_op(found) {
         return false;
     }
     let page = sys::page_down(addr);

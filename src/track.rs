@@ -80,12 +80,19 @@ fn auto(_dax: bool) -> Track {
 // ---------------------------------------------------------------------------------
 // The SIGSEGV handler's work (the handler itself is in signals.rs)
 
-/// The write fault at `addr`: ours if it is in a mapping tracked by mprotect.
-pub(crate) fn on_write_fault(addr: usize) -> bool {
-    match registry::find(addr) {
-        Some(m) if m.track == Track::Mprotect => open_page(&m, addr),
-        _ => false,
-    }
+/// The write fault at `addr`: ours if it is in a mapping tracked by mprotect, or in one
+/// retired while this thread was copying or filling into it (`copying`: a copy that
+/// began before a close or unmap completes on the mapped memory, and the close's sync
+/// protected its pages again).
+pub(crate) fn on_write_fault(addr: usize, copying: impl Fn(&Mapping) -> bool) -> bool {
+    let m = match registry::find(addr) {
+        Some(m) => m,
+        None => match registry::find_retired(addr) {
+            Some(m) if copying(&m) => m,
+            _ => return false,
+        },
+    };
+    m.track == Track::Mprotect && open_page(&m, addr)
 }
 
 /// Mark and make writable the page of `addr` (or more, when coarsening).

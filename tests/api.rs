@@ -399,6 +399,46 @@ fn close_racing_every_method_is_an_error_never_a_crash() {
     }
 }
 
+/// `write` and `fill` racing `close` of a map tracked by mprotect: the close's sync
+/// protects every page again and the close retires the map while a copy that began
+/// before is still storing; its faults on the protected pages must be handled (the copy
+/// completes on the mapped memory), not passed to the default action (found by a
+/// review: the process died of SIGSEGV).
+#[test]
+fn mprotect_write_and_fill_racing_close_complete_or_are_ebadf() {
+    let len = 16 << 20;
+    let data = vec![0xabu8; len];
+    for round in 0..100 {
+        let t = TempPath::new(&format!("mprace{round}"));
+        let Some(m) = open_tracked(&t, len, Track::Mprotect) else {
+            return;
+        };
+        let m = Arc::new(m);
+        let go = Arc::new(AtomicBool::new(false));
+        let (m2, go2, d2) = (m.clone(), go.clone(), data.clone());
+        let w = std::thread::spawn(move || {
+            go2.store(true, SeqCst);
+            for i in 0.. {
+                // Every page: after a sync each page's first store faults.
+                let r = match i % 2 {
+                    0 => m2.write(0, &d2),
+                    _ => m2.fill(0, i as u8, d2.len()),
+                };
+                if let Err(e) = r.and_then(|_| m2.sync()) {
+                    assert_eq!(errno(&e), libc::EBADF, "{e}");
+                    return;
+                }
+            }
+        });
+        while !go.load(SeqCst) {
+            std::hint::spin_loop();
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100 + (round * 37) % 2000));
+        let _ = m.close();
+        w.join().unwrap();
+    }
+}
+
 #[test]
 fn drop_racing_nothing_and_mapping_many() {
     // Drop unmaps without a sync: the slots are reused, the old maps stay dead.
