@@ -789,7 +789,7 @@ impl DaxMap {
             if n == 0 {
                 return Ok(());
             }
-            crate::sync::punch_hole(m, m.addr() + o, n)
+            punch_in(m, "punch_hole", m.addr() + o, n)
         })
     }
 
@@ -928,6 +928,14 @@ unsafe fn fill_into(
     let _c = handle::Copying::new(m, what)?;
     // SAFETY: per the contract; the mapping stays mapped while the fill is counted.
     unsafe { m.fill_in(dst, val, len) }
+}
+
+/// Punch a hole in `[addr, addr+len)` of `m` (inside it, len > 0: `dax_punch_hole`,
+/// `DaxMap::punch_hole`) as a copy in progress: its madvise and the zeroing of its edges
+/// work through the memory, which `unmap_range` must not unmap under them.
+fn punch_in(m: &Mapping, what: &'static str, addr: usize, len: usize) -> Result<()> {
+    let _c = handle::Copying::new(m, what)?;
+    crate::sync::punch_hole(m, addr, len)
 }
 
 /// The statistics of `m`: a few loads, no lock.
@@ -1072,7 +1080,7 @@ impl MapHandle {
     pub(crate) fn punch_hole_as(self, what: &'static str, addr: usize, len: usize) -> Result<()> {
         self.with(what, |m| {
             m.check_inside(what, addr, len)?;
-            crate::sync::punch_hole(m, addr, len)
+            punch_in(m, what, addr, len)
         })
     }
 

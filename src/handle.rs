@@ -318,10 +318,10 @@ thread_local! {
     static COPYING: Cell<u32> = const { Cell::new(0) };
 }
 
-/// A copy or fill into `m`'s memory in progress (dax_memcpy, dax_memset):
-/// `unmap_range` waits for it before the memory goes, and the fault handlers still find
-/// `m` for it once it is retired (`registry::find_retired`: a close's sync may have
-/// protected its pages again), so it completes on the memory.
+/// A copy or fill into `m`'s memory in progress (dax_memcpy, dax_memset, the zeroing
+/// of dax_punch_hole): `unmap_range` waits for it before the memory goes, and the fault
+/// handlers still find `m` for it once it is retired (`registry::find_retired`: a
+/// close's sync may have protected its pages again), so it completes on the memory.
 pub struct Copying<'a>(&'a Mapping);
 
 impl<'a> Copying<'a> {
