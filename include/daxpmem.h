@@ -555,7 +555,9 @@ void *daxpmem_memset(void *dst, int c, size_t len, unsigned int flags);
  * mappings partly inside are split, and the parts outside stay mapped and registered
  * under new handles (find them with dax_find), with their dirty lines. Dirty lines
  * inside the range are dropped. Returns 0, or -1 with errno EINVAL (unaligned addr, len
- * 0, wrapping range) or munmap's error.
+ * 0, wrapping range), ENOMEM (no registry room for the parts of a split mapping: nothing
+ * is changed; or protecting them for DAX_TRACK_MPROTECT failed: that mapping stays
+ * whole, under its handle) or munmap's error.
  */
 int dax_unmap_range(void *addr, size_t len);
 

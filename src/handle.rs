@@ -427,6 +427,20 @@ pub fn find(addr: usize) -> Option<*mut Handle> {
     registry::find(addr).map(|r| of(&r))
 }
 
+/// Make the pieces of `m` outside `[addr, end)` into `pieces`, each armed (its tracking
+/// started, as `new` does once it is registered): under `m`'s sync lock, `m` still
+/// registered, so the faults of the pages an armed piece protects are still `m`'s (whose
+/// lines go to the pieces). On error, the pieces made so far are in `pieces`.
+fn split(m: &Mapping, addr: usize, end: usize, pieces: &mut Vec<Mapping>) -> Result<()> {
+    if m.addr() < addr {
+        pieces.push(m.piece(m.addr(), addr - m.addr())?);
+    }
+    if end < m.addr() + m.len() {
+        pieces.push(m.piece(end, m.addr() + m.len() - end)?);
+    }
+    pieces.iter().try_for_each(arm)
+}
+
 /// Unmap `[addr, addr+len)` (len rounded up to pages), whatever daxpmem mappings it
 /// touches, like munmap: mappings wholly inside are released (their handles retired),
 /// mappings partly inside are split and the parts outside stay registered under new
@@ -455,20 +469,28 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
         }
         false
     });
+    // A split is all or nothing: what registering its pieces can fail at is done before
+    // the old mapping is retired, so that a failure leaves it whole, registered and
+    // usable. Their registry slots are reserved here (for every split of the range: a
+    // full registry changes nothing), their tracking is armed under its sync lock.
+    let parts = |m: &Mapping| usize::from(m.addr() < addr) + usize::from(end < m.addr() + m.len());
+    let mut slots = (0..hit.iter().map(|m| parts(m)).sum())
+        .map(|_| registry::reserve())
+        .collect::<Result<Vec<_>>>()?;
     for m in hit {
+        let mine: Vec<_> = slots.drain(..parts(&m)).collect();
         let r = retire_keeping_marks(
             &m,
             "unmap range",
             |m, scratch| {
                 crate::sync::all_to_index(m, scratch, "unmap range")?;
                 let mut pieces = vec![];
-                if m.addr() < addr {
-                    pieces.push(m.piece(m.addr(), addr - m.addr())?);
+                let made = split(m, addr, end, &mut pieces);
+                if made.is_err() {
+                    // The old mapping still owns the memory.
+                    pieces.iter().for_each(|p| p.disown_memory());
                 }
-                if end < m.addr() + m.len() {
-                    pieces.push(m.piece(end, m.addr() + m.len() - end)?);
-                }
-                Ok(pieces)
+                made.map(|_| pieces)
             },
             |m, _, pieces| {
                 for p in &pieces {
@@ -477,8 +499,8 @@ pub fn unmap_range(addr: usize, len: usize) -> Result<()> {
                 }
                 // The pieces own their parts now; the old mapping owns nothing.
                 m.disown_memory();
-                for p in pieces {
-                    new(p)?;
+                for (p, slot) in pieces.into_iter().zip(mine) {
+                    slot.fill(Arc::new(p));
                 }
                 Ok(())
             },

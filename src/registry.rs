@@ -244,8 +244,21 @@ pub fn reap() {
 
 /// Register a mapping; returns the slot index and generation, LIVE.
 pub fn insert(m: Arc<Mapping>) -> Result<(u32, u64)> {
+    Ok(reserve()?.fill(m))
+}
+
+/// A free slot taken for a mapping to be registered later (`fill`, which cannot fail):
+/// occupied and busy meanwhile, so nothing else takes it or looks into it. Dropped
+/// unfilled, the slot is free again.
+pub struct Reserved {
+    idx: usize,
+    /// The slot's state when it was taken.
+    was: u64,
+}
+
+/// Take a free slot (ENOMEM when there is none).
+pub fn reserve() -> Result<Reserved> {
     reap();
-    let (start, end) = (m.addr(), m.addr() + m.len());
     for (i, s) in SLOTS.iter().enumerate() {
         let cur = s.state.load(Acquire);
         if cur & (OCC | BUSY | USERS) != 0 {
@@ -257,19 +270,36 @@ pub fn insert(m: Arc<Mapping>) -> Result<(u32, u64)> {
         {
             continue;
         }
-        s.start.store(start, Relaxed);
-        s.end.store(end, Relaxed);
-        m.reg_id.store(id_of(i, gen_of(cur)), Relaxed);
-        s.ptr.store(Arc::into_raw(m) as *mut Mapping, Release);
-        HIGH.fetch_max(i + 1, AcqRel);
-        LIVE_COUNT.fetch_add(1, AcqRel);
-        s.state.store((cur & !BUSY) | OCC | LIVE, Release);
-        return Ok((i as u32, gen_of(cur)));
+        return Ok(Reserved { idx: i, was: cur });
     }
     Err(Error::new(
         libc::ENOMEM,
         format!("too many daxpmem mappings (at most {NSLOTS} at once)"),
     ))
+}
+
+impl Reserved {
+    /// Register `m` in the slot; returns the slot index and generation, LIVE.
+    pub fn fill(self, m: Arc<Mapping>) -> (u32, u64) {
+        let (i, cur) = (self.idx, self.was);
+        std::mem::forget(self);
+        let s = &SLOTS[i];
+        s.start.store(m.addr(), Relaxed);
+        s.end.store(m.addr() + m.len(), Relaxed);
+        m.reg_id.store(id_of(i, gen_of(cur)), Relaxed);
+        s.ptr.store(Arc::into_raw(m) as *mut Mapping, Release);
+        HIGH.fetch_max(i + 1, AcqRel);
+        LIVE_COUNT.fetch_add(1, AcqRel);
+        s.state.store((cur & !BUSY) | OCC | LIVE, Release);
+        (i as u32, gen_of(cur))
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        // Busy: nobody else has changed the state since it was taken.
+        SLOTS[self.idx].state.store(self.was, Release);
+    }
 }
 
 /// Unregister: clear LIVE (no new users; lookups no longer see it). Returns false when

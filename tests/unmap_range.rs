@@ -1,6 +1,7 @@
 //! dax_unmap_range through the C API (the Rust API has no such call) against the calls
-//! it must not unmap memory under: each case killed the process (SIGSEGV) before its
-//! fix. One case at a time.
+//! it must not unmap memory under, and a split that cannot be completed: each case
+//! killed the process (SIGSEGV) before its fix. One case at a time: the registry-full
+//! case leaves no slot for anything else while it runs.
 
 use daxpmem as _;
 
@@ -17,8 +18,11 @@ unsafe extern "C" {
     ) -> *mut dax_map_t;
     safe fn dax_unmap(m: *mut dax_map_t) -> c_int;
     safe fn dax_addr(m: *const dax_map_t) -> *mut c_void;
+    safe fn dax_len(m: *const dax_map_t) -> size_t;
+    safe fn dax_find(addr: *const c_void) -> *mut dax_map_t;
     safe fn dax_errormsg() -> *const c_char;
     fn dax_punch_hole(m: *mut dax_map_t, addr: *const c_void, len: size_t) -> c_int;
+    fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len: size_t) -> c_int;
     fn dax_unmap_range(addr: *mut c_void, len: size_t) -> c_int;
 }
 
@@ -87,6 +91,75 @@ fn punch_hole_racing_unmap_range_completes_or_is_ebadf() {
         assert_eq!(dax_unmap(m), -1);
         assert_eq!(errno(), libc::EBADF);
     }
+    // SAFETY: a NUL-terminated path.
+    unsafe { libc::unlink(p.as_ptr()) };
+}
+
+/// A split that cannot register its parts (the registry is full) fails with ENOMEM and
+/// changes nothing: the whole mapping stays mapped, registered and usable through its
+/// handle, and it can be split once there is room.
+#[test]
+fn a_split_without_room_fails_whole() {
+    let _g = SERIAL.lock().unwrap();
+    let p = path("split");
+    let page = 4096;
+    let m = dax_map(p.as_ptr(), 3 * page, DAX_CREATE, 0o600);
+    assert!(!m.is_null(), "{}", msg());
+    let base = dax_addr(m) as usize;
+    // SAFETY: the mapping is ours, three pages.
+    unsafe { std::ptr::write_bytes(base as *mut u8, 1, 3 * page) };
+    let mut fill = vec![];
+    loop {
+        let f = dax_map(p.as_ptr(), page, 0, 0);
+        if f.is_null() {
+            assert_eq!(errno(), libc::ENOMEM, "{}", msg());
+            break;
+        }
+        fill.push(f);
+    }
+    // SAFETY: the middle page of the mapping.
+    let r = unsafe { dax_unmap_range((base + page) as *mut _, page) };
+    assert_eq!((r, errno()), (-1, libc::ENOMEM), "{}", msg());
+    // Nothing changed: every page is still mapped and the handle is the whole mapping's.
+    for pg in 0..3 {
+        let mut v = 0u8;
+        // SAFETY: mincore only reads the page tables.
+        let mapped = unsafe { libc::mincore((base + pg * page) as *mut _, page, &mut v) } == 0;
+        assert!(
+            mapped,
+            "page {pg} of the mapping was unmapped by a failed split"
+        );
+    }
+    assert_eq!(dax_find(base as *const _), m);
+    assert_eq!(dax_find((base + 2 * page) as *const _), m);
+    assert_eq!(dax_len(m), 3 * page);
+    // SAFETY: inside the mapping.
+    assert_eq!(
+        unsafe { dax_memset(m, base as *mut _, 2, 3 * page) },
+        0,
+        "{}",
+        msg()
+    );
+    // SAFETY: inside the mapping.
+    assert_eq!(unsafe { *((base + page + 5) as *const u8) }, 2);
+    for f in fill {
+        assert_eq!(dax_unmap(f), 0);
+    }
+    // With room, the same split succeeds.
+    // SAFETY: the middle page of the mapping.
+    assert_eq!(
+        unsafe { dax_unmap_range((base + page) as *mut _, page) },
+        0,
+        "{}",
+        msg()
+    );
+    let (lo, hi) = (
+        dax_find(base as *const _),
+        dax_find((base + 2 * page) as *const _),
+    );
+    assert!(!lo.is_null() && !hi.is_null() && lo != hi && lo != m);
+    assert_eq!(dax_unmap(m), -1);
+    assert_eq!((dax_unmap(lo), dax_unmap(hi)), (0, 0));
     // SAFETY: a NUL-terminated path.
     unsafe { libc::unlink(p.as_ptr()) };
 }

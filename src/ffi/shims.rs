@@ -10,7 +10,9 @@ use super::*;
 /// mappings partly inside are split, and the parts outside stay mapped and registered
 /// under new handles (find them with dax_find), with their dirty lines. Dirty lines
 /// inside the range are dropped. Returns 0, or -1 with errno EINVAL (unaligned addr, len
-/// 0, wrapping range) or munmap's error.
+/// 0, wrapping range), ENOMEM (no registry room for the parts of a split mapping: nothing
+/// is changed; or protecting them for DAX_TRACK_MPROTECT failed: that mapping stays
+/// whole, under its handle) or munmap's error.
 #[no_mangle]
 pub extern "C" fn dax_unmap_range(addr: *mut c_void, len: size_t) -> c_int {
     guard("dax_unmap_range", "unmap range", -1, || {
