@@ -23,7 +23,7 @@
 use crate::error::{Error, Result};
 use crate::map::{Mapping, Track};
 use crate::{registry, sys};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 
 const PAGE: usize = sys::PAGE;
 const HUGE: usize = 2 << 20;
@@ -32,7 +32,7 @@ const HUGE: usize = 2 << 20;
 /// two VMAs; the default vm.max_map_count is 65530).
 const PAGE_RUNS: usize = 8192;
 const HUGE_RUNS: usize = 16384;
-static OPEN_RUNS: AtomicUsize = AtomicUsize::new(0);
+use crate::map::OPEN_RUNS;
 
 /// The mode a mapping will really use for `requested`; `dax` says whether the mapping
 /// is on DAX (a DAX file or MAP_SYNC or device DAX).

@@ -178,6 +178,13 @@ pub fn reentered(what: &'static str) -> Error {
     )
 }
 
+/// Writable runs that DAX_TRACK_MPROTECT faults opened in the whole process (track.rs
+/// opens larger runs past its bounds). Here, so that a mapping dropped with runs open
+/// gives them back (`Drop`): a mapping closed or unmapped between a fault and its next
+/// sync (faults on a retired mapping a copy is still inside, too) kept them counted
+/// for the rest of the process, and every later fault opened 2 MiB or whole mappings.
+pub(crate) static OPEN_RUNS: AtomicUsize = AtomicUsize::new(0);
+
 /// `Mapping::failed` bits.
 pub(crate) const FAILED_MSYNC: u32 = 1;
 pub(crate) const FAILED_LOST_PAGES: u32 = 2;
@@ -323,6 +330,10 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        let open = self.faults_since_protect.load(SeqCst);
+        if open != 0 {
+            let _ = OPEN_RUNS.fetch_update(SeqCst, SeqCst, |v| Some(v.saturating_sub(open)));
+        }
         if self.owns_memory.load(SeqCst) {
             // SAFETY: the mapping is ours and no handle or registry entry refers to it
             // any more (this is the last reference).
