@@ -474,15 +474,18 @@ int dax_punch_hole(dax_map_t *m, const void *addr, size_t len);
  * Copy len bytes from src into the mapping at dst and mark them for the next dax_sync
  * (on pmem the body is written with non-temporal stores and needs only the sync's
  * fence). Overlap is handled as by memmove. len 0 does nothing. Returns 0, or -1 with
- * errno EINVAL (bad handle, NULL pointer, dst range not inside the mapping), or EIO
- * when part of dst lies past the end of a file shrunk under the mapping (what was
- * written there is lost; the rest is copied; every later dax_sync fails, as there).
+ * errno EINVAL (bad handle, NULL pointer, dst range not inside the mapping), EBADF
+ * (not a live handle, or the mapping was unmapped or split by another thread during
+ * the call: the bytes were written, but may be marked in no mapping: mark them again
+ * through the handle of the part, from dax_find()), or EIO when part of dst lies past
+ * the end of a file shrunk under the mapping (what was written there is lost; the rest
+ * is copied; every later dax_sync fails, as there).
  */
 int dax_memcpy(dax_map_t *m, void *dst, const void *src, size_t len);
 
 /**
  * Fill len bytes of the mapping at dst with (unsigned char)c and mark them, as
- * dax_memcpy(). Returns 0, or -1 with errno EINVAL or EIO (as dax_memcpy()).
+ * dax_memcpy(). Returns 0, or -1 with errno EINVAL, EBADF or EIO (as dax_memcpy()).
  */
 int dax_memset(dax_map_t *m, void *dst, int c, size_t len);
 

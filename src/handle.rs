@@ -397,7 +397,7 @@ impl Mapping {
         &self,
         dst: usize,
         len: usize,
-        what: &str,
+        what: &'static str,
         streamed: impl FnOnce(&cpu::Config) -> crate::nt::Temporal,
         plain: impl FnOnce(),
     ) -> Result<()> {
@@ -416,6 +416,19 @@ impl Mapping {
                 format!(
                     "{what}: part of the destination lies past the end of the file (it was shrunk under the mapping): what was written there is lost, and every sync of the mapping fails until it is unmapped"
                 ),
+            ));
+        }
+        // Retired meanwhile (unmapped, or split: its marks moved to the parts, and the
+        // ones made after the move are in no live mapping's index): EBADF, as for a
+        // mark. `dead` is set before the marks move, so a mark that missed the move
+        // sees it here.
+        if self.dead.load(SeqCst) {
+            return Err(Error::at(
+                libc::EBADF,
+                what,
+                "the mapping was unmapped or split while the call ran: the bytes were written \
+                 but may be marked in no mapping; mark them again through the handle of the \
+                 part (dax_find)",
             ));
         }
         Ok(())

@@ -163,3 +163,91 @@ fn a_split_without_room_fails_whole() {
     // SAFETY: a NUL-terminated path.
     unsafe { libc::unlink(p.as_ptr()) };
 }
+
+#[repr(C)]
+#[derive(Default)]
+struct Stats {
+    size: u32,
+    track_mode: u32,
+    dirty_lines: u64,
+    rest: [u64; 6],
+}
+unsafe extern "C" {
+    fn dax_get_stats(m: *mut dax_map_t, out: *mut Stats) -> c_int;
+}
+
+/// dax_memset into the first half of a page-cache mapping racing dax_unmap_range of a
+/// part of its second half (a split: the first half becomes a mapping of its own): a
+/// fill that returns 0 has its lines marked in the mapping that holds them now (the
+/// part's, from dax_find), or it fails with EBADF (mark again through the part's
+/// handle), as dax_mark_dirty does. Found in session 10: a fill that marked the old
+/// mapping after its marks had moved to the parts returned 0 and its lines were in no
+/// live mapping's index (a sync of the part would not have covered them).
+#[test]
+fn a_fill_racing_a_split_is_marked_in_the_part_or_ebadf() {
+    let _g = SERIAL.lock().unwrap();
+    let p = path("fillsplit");
+    let len = 16usize << 20;
+    let half = len / 2;
+    let (mut ok, mut ebadf, mut lost) = (0, 0, 0);
+    for round in 0..200usize {
+        let m = dax_map(p.as_ptr(), len, DAX_CREATE, 0o600);
+        assert!(!m.is_null(), "{}", msg());
+        let base = dax_addr(m) as usize;
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (mm, s2) = (m as usize, started.clone());
+        let filler = std::thread::spawn(move || {
+            s2.store(true, std::sync::atomic::Ordering::SeqCst);
+            // SAFETY: a handle and a range of its mapping (checked by the call).
+            let r = unsafe { dax_memset(mm as *mut _, base as *mut _, 5, half) };
+            (r, if r != 0 { errno() } else { 0 })
+        });
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_micros((round as u64 * 13) % 1500) {
+            std::hint::spin_loop();
+        }
+        // SAFETY: a range of the mapping, which the test gives up.
+        assert_eq!(
+            unsafe { dax_unmap_range((base + half + (4 << 20)) as *mut _, 4 << 20) },
+            0,
+            "{}",
+            msg()
+        );
+        let (r, e) = filler.join().unwrap();
+        let part = dax_find(base as *const _);
+        assert!(!part.is_null());
+        if r == 0 {
+            ok += 1;
+            let mut st = Stats {
+                size: std::mem::size_of::<Stats>() as u32,
+                ..Default::default()
+            };
+            // SAFETY: a live handle and a stats struct of the header's layout.
+            assert_eq!(unsafe { dax_get_stats(part, &mut st) }, 0, "{}", msg());
+            if st.dirty_lines < (half / 64) as u64 {
+                lost += 1;
+            }
+        } else {
+            assert_eq!(e, libc::EBADF, "{}", msg());
+            ebadf += 1;
+        }
+        assert_eq!(dax_unmap(part), 0);
+        let rest = dax_find((base + len - 1) as *const _);
+        if !rest.is_null() {
+            assert_eq!(dax_unmap(rest), 0);
+        }
+        let mid = dax_find((base + half) as *const _);
+        if !mid.is_null() {
+            assert_eq!(dax_unmap(mid), 0);
+        }
+    }
+    let _ = std::fs::remove_file(p.to_str().unwrap());
+    eprintln!("fills: {ok} returned 0, {ebadf} EBADF, {lost} of the 0s lost their marks");
+    assert_eq!(
+        lost, 0,
+        "fills that returned 0 with their lines in no live mapping"
+    );
+}

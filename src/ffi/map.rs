@@ -323,9 +323,12 @@ pub extern "C" fn dax_punch_hole(m: *mut dax_map_t, addr: *const c_void, len: si
 /// Copy len bytes from src into the mapping at dst and mark them for the next dax_sync
 /// (on pmem the body is written with non-temporal stores and needs only the sync's
 /// fence). Overlap is handled as by memmove. len 0 does nothing. Returns 0, or -1 with
-/// errno EINVAL (bad handle, NULL pointer, dst range not inside the mapping), or EIO
-/// when part of dst lies past the end of a file shrunk under the mapping (what was
-/// written there is lost; the rest is copied; every later dax_sync fails, as there).
+/// errno EINVAL (bad handle, NULL pointer, dst range not inside the mapping), EBADF
+/// (not a live handle, or the mapping was unmapped or split by another thread during
+/// the call: the bytes were written, but may be marked in no mapping: mark them again
+/// through the handle of the part, from dax_find()), or EIO when part of dst lies past
+/// the end of a file shrunk under the mapping (what was written there is lost; the rest
+/// is copied; every later dax_sync fails, as there).
 #[no_mangle]
 pub extern "C" fn dax_memcpy(
     m: *mut dax_map_t,
@@ -346,7 +349,7 @@ pub extern "C" fn dax_memcpy(
 }
 
 /// Fill len bytes of the mapping at dst with (unsigned char)c and mark them, as
-/// dax_memcpy(). Returns 0, or -1 with errno EINVAL or EIO (as dax_memcpy()).
+/// dax_memcpy(). Returns 0, or -1 with errno EINVAL, EBADF or EIO (as dax_memcpy()).
 #[no_mangle]
 pub extern "C" fn dax_memset(m: *mut dax_map_t, dst: *mut c_void, c: c_int, len: size_t) -> c_int {
     guard("dax_memset", "memset", -1, || {
