@@ -293,8 +293,9 @@ fn count(stats: &mut KeyStats, hist: &mut [u32], counted: bool, k: u64) {
 /// Entries out of key order that `Spill`'s passes may visit before they are sorted,
 /// in units of the entries that came out of order: a pass costs ~3-4 ns an entry (about
 /// half when every entry is one line) and a sort ~15-20 (both measured on 10 000 random
-/// entries), so the passes cost at most about what sorting at once would, and syncs that take what was spilled in a few
-/// ranges (four quarters: the passes visit 2.5x the entries) never sort.
+/// entries), so the passes cost at most about what sorting at once would, and syncs
+/// that take what was spilled in a few ranges (four quarters: the passes visit 2.5x
+/// the entries) never sort.
 const SORT_AFTER_VISITS: usize = 3;
 
 /// Mark-log entries (`marklog::key`) that ranged syncs took and kept out of the index
@@ -520,40 +521,36 @@ impl Spill {
                 t += inside as usize;
                 w += !inside as usize;
             }
-            keys.truncate(w);
-            self.lines -= t as u64;
-            if keys.is_empty() {
-                (self.unsorted, self.budget) = (false, 0);
-            }
-            return &taken[..t];
-        }
-        for r in 0..n {
-            let k = ks[r];
-            let (f, c) = unkey(k);
-            let (s, e) = (f.max(lo), (f + c).min(hi));
-            let (overlaps, whole) = (s < e, (f >= lo) & (f + c <= hi));
-            if overlaps & !whole {
-                // Spans an end of the range (rare): its part inside taken, the rest
-                // kept.
-                tk[t] = key(s, e - s).into();
-                t += 1;
-                lines += (e - s) as u64;
-                // w <= r: each entry read leaves at most one in place.
-                if f < lo {
-                    ks[w] = key(f, lo - f);
-                    w += 1;
+            lines = t as u64;
+        } else {
+            for r in 0..n {
+                let k = ks[r];
+                let (f, c) = unkey(k);
+                let (s, e) = (f.max(lo), (f + c).min(hi));
+                let (overlaps, whole) = (s < e, (f >= lo) & (f + c <= hi));
+                if overlaps & !whole {
+                    // Spans an end of the range (rare): its part inside taken, the rest
+                    // kept.
+                    tk[t] = key(s, e - s).into();
+                    t += 1;
+                    lines += (e - s) as u64;
+                    // w <= r: each entry read leaves at most one in place.
+                    if f < lo {
+                        ks[w] = key(f, lo - f);
+                        w += 1;
+                    }
+                    if f + c > hi {
+                        after.push(key(hi, f + c - hi));
+                    }
+                    continue;
                 }
-                if f + c > hi {
-                    after.push(key(hi, f + c - hi));
-                }
-                continue;
+                // t, w <= r < n.
+                tk[t] = k.into();
+                ks[w] = k;
+                t += whole as usize;
+                w += !whole as usize;
+                lines += c as u64 & (whole as u64).wrapping_neg();
             }
-            // t, w <= r < n.
-            tk[t] = k.into();
-            ks[w] = k;
-            t += whole as usize;
-            w += !whole as usize;
-            lines += c as u64 & (whole as u64).wrapping_neg();
         }
         keys.truncate(w);
         keys.extend_from_slice(after);

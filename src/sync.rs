@@ -98,10 +98,14 @@ pub(crate) unsafe fn salvage_after_fork(m: &Mapping, s: *const SyncScratch) {
     let lines = m.lines();
     let mut ok = true;
     let mut key = |k: u64| {
-        let (f, c) = ((k >> crate::marklog::COUNT_BITS) as usize, (k & ((1 << crate::marklog::COUNT_BITS) - 1)) as usize);
-        // A key is ((first + 1) << COUNT_BITS) | count, 1 <= count <= MAX_RUN.
-        if f >= 1 && f - 1 < lines && (1..=crate::marklog::MAX_RUN).contains(&c) {
-            m.index.mark(f - 1, (f - 1 + c).min(lines));
+        // A key is ((first + 1) << COUNT_BITS) | count, 1 <= count <= MAX_RUN: below
+        // 1 << COUNT_BITS it is no key (and `unkey` would underflow).
+        if k >> crate::marklog::COUNT_BITS == 0 {
+            return;
+        }
+        let (f, c) = crate::marklog::unkey(k);
+        if f < lines && (1..=crate::marklog::MAX_RUN).contains(&c) {
+            m.index.mark(f, (f + c).min(lines));
         }
     };
     let [spill, passed] = s.spill.raw_keys();
@@ -302,7 +306,7 @@ fn gather(m: &Mapping, lo: usize, hi: usize, scratch: &mut SyncScratch) -> Resul
         // Anything the runs left in the spill, or forwarded to the mark log meanwhile
         // (by a sync of another mapping), as `gather_range` does.
         if !spill.is_empty() || m.log.pending() != 0 {
-            range_tail(m, lo, hi, order, spill, 0, copied && r.is_ok(), r.is_ok());
+            range_tail(m, lo, hi, order, spill, 0, copied, r.is_ok());
         }
         r
     } else {
@@ -357,7 +361,7 @@ fn gather_range(
     let r = crate::rings::take_runs(id, |run| {
         ranged_run(m, lo, hi, run, order, spill, &mut copied)
     });
-    range_tail(m, lo, hi, order, spill, from, (late || copied) && r.is_ok(), r.is_ok());
+    range_tail(m, lo, hi, order, spill, from, late || copied, r.is_ok());
     r
 }
 
@@ -365,8 +369,9 @@ fn gather_range(
 /// the rings: a sync of another mapping may have forwarded this mapping's ring entries
 /// there), the spill's order noted (`from`: its length before this sync's pushes), its
 /// part in the range taken when `take` (it was out of order, or runs were copied there
-/// whole), the lines held counted. Without `drain` (the rings failed: a handler that
-/// interrupted a sync), the log is left for the next sync and nothing is allocated.
+/// whole), the lines held counted. When the rings failed (`!rings_ok`: a handler that
+/// interrupted a sync), neither the log nor the spill is taken (they stay for the next
+/// sync) and nothing is allocated.
 /// Out of line: `gather`'s short way calls it only when the rings left something.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
@@ -378,9 +383,9 @@ fn range_tail(
     spill: &mut crate::order::Spill,
     from: usize,
     take: bool,
-    drain: bool,
+    rings_ok: bool,
 ) {
-    if drain {
+    if rings_ok {
         m.log.drain(|f, c| {
             if inside(f, c, lo, hi) {
                 order.push(crate::marklog::key(f, c));
@@ -390,7 +395,7 @@ fn range_tail(
         });
     }
     spill.settle(from);
-    if take {
+    if take && rings_ok {
         // The spill's part of the range now (with the runs just put there).
         spill.take_into(lo, hi, order);
     }

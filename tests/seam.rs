@@ -1333,38 +1333,8 @@ fn fork_while_another_thread_syncs_keeps_what_was_spilled() {
     daxpmem::handle::unmap(h as *const _).unwrap();
 }
 
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    pub struct Counting;
-    thread_local! {
-        static COUNTING: Cell<bool> = const { Cell::new(false) };
-    }
-    static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-    // SAFETY: forwards to the system allocator; only counts (this thread's, when asked).
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-            if COUNTING.try_with(Cell::get).unwrap_or(false) {
-                ALLOCS.fetch_add(1, SeqCst);
-            }
-            // SAFETY: forwarded.
-            unsafe { System.alloc(l) }
-        }
-        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-            // SAFETY: forwarded.
-            unsafe { System.dealloc(p, l) }
-        }
-    }
-    /// Allocations `f` made on this thread.
-    pub fn allocs(f: impl FnOnce()) -> usize {
-        ALLOCS.store(0, SeqCst);
-        COUNTING.with(|c| c.set(true));
-        f();
-        COUNTING.with(|c| c.set(false));
-        ALLOCS.load(SeqCst)
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
 #[global_allocator]
 static COUNTING_ALLOC: counting::Counting = counting::Counting;
 

@@ -46,47 +46,12 @@ unsafe extern "C" {
     ) -> *mut c_void;
     safe fn daxpmem_memset(dst: *mut c_void, c: c_int, len: size_t, flags: c_uint) -> *mut c_void;
 }
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-
-struct Counting;
-// Per thread: the test harness's main thread may allocate while a case runs (its channel
-// wait registers a waker on first use; that raced the first case on a cold start and
-// counted 4 allocations that were not the library's).
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // try_with: no allocation (const initialiser, no destructor), and no panic while
-        // the thread's locals are being torn down.
-        if COUNTING.try_with(Cell::get).unwrap_or(false) {
-            ALLOCS.fetch_add(1, SeqCst);
-        }
-        // SAFETY: forwarded.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(p, l) }
-    }
-}
+#[path = "common/counting.rs"]
+mod counting;
+use counting::allocs;
 
 #[global_allocator]
-static A: Counting = Counting;
-
-/// Allocations made by `f` on this thread.
-fn allocs(f: impl FnOnce()) -> usize {
-    ALLOCS.store(0, SeqCst);
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCS.load(SeqCst)
-}
+static A: counting::Counting = counting::Counting;
 
 type Case = (&'static str, Box<dyn Fn()>);
 
